@@ -1,0 +1,70 @@
+"""API keys: the identity every file and batch belongs to."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.db import models
+from django.utils import timezone
+
+KEY_PREFIX = "sk-bs-"
+
+
+def hash_key(raw_key: str) -> str:
+    """Keys are 256-bit random strings, so one SHA-256 is enough to keep them safe at rest."""
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def usable(self) -> ApiKeyQuerySet:
+        now = timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
+        )
+
+
+class ApiKey(models.Model):
+    """A client credential. Only its hash is stored; the raw key is shown once at creation."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, help_text="First characters, to recognise a key.")
+    hashed_key = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @classmethod
+    def issue(cls, name: str, expires_at=None) -> tuple[ApiKey, str]:
+        """Create a key and return it with its raw value, which is not stored anywhere."""
+        raw = KEY_PREFIX + secrets.token_urlsafe(32)
+        key = cls.objects.create(
+            name=name, prefix=raw[:12], hashed_key=hash_key(raw), expires_at=expires_at
+        )
+        return key, raw
+
+    @classmethod
+    def find(cls, raw_key: str) -> ApiKey | None:
+        return cls.objects.usable().filter(hashed_key=hash_key(raw_key)).first()
+
+    def revoke(self) -> None:
+        ApiKey.objects.filter(pk=self.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+    # DRF treats request.user as a user; a found key is an authenticated client.
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_usable(self) -> bool:
+        expired = self.expires_at is not None and self.expires_at <= timezone.now()
+        return self.revoked_at is None and not expired

@@ -1,0 +1,33 @@
+"""Root URLs: the OpenAI-compatible API under /v1, the admin, the API docs, metrics."""
+
+from django.contrib import admin
+from django.http import JsonResponse
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from batchserver.api.errors import json_error
+
+
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+def api_not_found(request, rest=""):
+    return json_error(404, f"Unknown API path: {request.path}", code="unknown_url")
+
+
+urlpatterns = [
+    path("v1/", include("jobs.api.urls")),
+    path("v1/", include("models_registry.api.urls")),
+    re_path(r"^v1/(?P<rest>.*)$", api_not_found),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("healthz", healthz),
+    path("", include("django_prometheus.urls")),
+]
+
+admin.site.site_header = "batchserver"
+admin.site.site_title = "batchserver admin"
+admin.site.index_title = "Operations"

@@ -1,0 +1,202 @@
+"""Files and Batches endpoints: validate the request, call one service, answer OpenAI's shape."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from batchserver.api.errors import ApiError, NotFoundError
+from batchserver.api.pagination import cursor_page, list_body
+from jobs.api import serializers as s
+from jobs.models import Batch, File
+from jobs.services import batches as batch_services
+from jobs.services import files as file_services
+from jobs.uploads import LimitedUploadHandler
+
+LIST_PARAMS = [
+    OpenApiParameter("after", str, description="Id of the object after which the page starts."),
+    OpenApiParameter("limit", int, description="1-100 (files: up to 10,000), default 20."),
+]
+
+
+def get_file(request, file_id: str) -> File:
+    file = File.objects.owned_by(request.user).filter(id=file_id).first()
+    if file is None:
+        raise NotFoundError("file", file_id, param="file_id")
+    return file
+
+
+def get_batch(request, batch_id: str) -> Batch:
+    batch = Batch.objects.owned_by(request.user).filter(id=batch_id).first()
+    if batch is None:
+        raise NotFoundError("batch", batch_id, param="batch_id")
+    return batch
+
+
+class FileListCreateView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        operation_id="createFile",
+        request={"multipart/form-data": s.FileUploadSerializer},
+        responses=s.FileObjectSerializer,
+    )
+    def post(self, request):
+        handler = LimitedUploadHandler(request._request)
+        request._request.upload_handlers = [handler]
+        data = request.data
+        if handler.too_large:
+            raise ApiError(
+                f"File is larger than the limit of {settings.BATCH_MAX_FILE_BYTES} bytes.",
+                param="file",
+                code="file_too_large",
+                status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        serializer = s.FileUploadSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        upload = serializer.validated_data["file"]
+        purpose = serializer.validated_data["purpose"]
+        self._check_content(upload, purpose, handler.lines)
+        expires = serializer.validated_data.get("expires_after")
+        file = file_services.create_file(
+            request.user,
+            upload,
+            purpose=purpose,
+            filename=upload.name,
+            expires_after_seconds=expires["seconds"]
+            if expires
+            else (settings.FILE_DEFAULT_EXPIRES_SECONDS or None),
+            line_count=handler.lines,
+        )
+        return Response(file.as_openai())
+
+    @staticmethod
+    def _check_content(upload, purpose: str, lines: int) -> None:
+        if upload.size == 0:
+            raise ApiError("The uploaded file is empty.", param="file", code="empty_file")
+        if purpose != File.Purpose.BATCH:
+            return
+        if not upload.name.lower().endswith(".jsonl"):
+            raise ApiError(
+                "A batch input file must be a .jsonl file.",
+                param="file",
+                code="invalid_file_format",
+            )
+        if lines > settings.BATCH_MAX_LINES:
+            raise ApiError(
+                f"A batch input file may have at most {settings.BATCH_MAX_LINES} "
+                f"lines; this one has {lines}.",
+                param="file",
+                code="too_many_lines",
+            )
+
+    @extend_schema(
+        operation_id="listFiles",
+        parameters=[
+            *LIST_PARAMS,
+            OpenApiParameter("order", str, enum=["asc", "desc"]),
+            OpenApiParameter("purpose", str),
+        ],
+        responses=s.list_serializer("FileList", s.FileObjectSerializer),
+    )
+    def get(self, request):
+        queryset = File.objects.owned_by(request.user)
+        if request.query_params.get("purpose"):
+            queryset = queryset.filter(purpose=request.query_params["purpose"])
+        rows, has_more = cursor_page(
+            queryset, request.query_params, default_limit=10000, maximum=10000
+        )
+        return Response(list_body([f.as_openai() for f in rows], has_more))
+
+
+class FileDetailView(APIView):
+    @extend_schema(operation_id="retrieveFile", responses=s.FileObjectSerializer)
+    def get(self, request, file_id: str):
+        return Response(get_file(request, file_id).as_openai())
+
+    @extend_schema(operation_id="deleteFile", responses=s.FileDeletedSerializer)
+    def delete(self, request, file_id: str):
+        file = get_file(request, file_id)
+        file_services.delete_file(file)
+        return Response({"id": file_id, "object": "file", "deleted": True})
+
+
+class FileContentView(APIView):
+    def perform_content_negotiation(self, request, force=False):
+        # Clients ask for the bytes with any Accept header (the SDK sends application/binary);
+        # errors are still answered as JSON.
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        operation_id="downloadFile",
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+    )
+    def get(self, request, file_id: str):
+        file = get_file(request, file_id)
+        try:
+            handle = file.content.open("rb")
+        except FileNotFoundError:
+            raise NotFoundError("file content", file_id, param="file_id") from None
+        content_type = (
+            "application/jsonl" if file.filename.endswith(".jsonl") else "application/octet-stream"
+        )
+        return FileResponse(
+            handle, content_type=content_type, as_attachment=True, filename=file.filename
+        )
+
+
+class BatchListCreateView(APIView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        operation_id="createBatch",
+        request=s.BatchCreateSerializer,
+        responses=s.BatchObjectSerializer,
+    )
+    def post(self, request):
+        serializer = s.BatchCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        expires = data.get("output_expires_after")
+        batch = batch_services.create_batch(
+            request.user,
+            input_file_id=data["input_file_id"],
+            endpoint=data["endpoint"],
+            completion_window=data["completion_window"],
+            metadata=data.get("metadata"),
+            output_expires_after=expires["seconds"] if expires else None,
+            priority=data.get("priority", 0),
+        )
+        return Response(batch.as_openai())
+
+    @extend_schema(
+        operation_id="listBatches",
+        parameters=LIST_PARAMS,
+        responses=s.list_serializer("BatchList", s.BatchObjectSerializer),
+    )
+    def get(self, request):
+        params = request.query_params.copy()
+        params["order"] = "desc"
+        rows, has_more = cursor_page(Batch.objects.owned_by(request.user), params)
+        return Response(list_body([b.as_openai() for b in rows], has_more))
+
+
+class BatchDetailView(APIView):
+    @extend_schema(operation_id="retrieveBatch", responses=s.BatchObjectSerializer)
+    def get(self, request, batch_id: str):
+        return Response(get_batch(request, batch_id).as_openai())
+
+
+class BatchCancelView(APIView):
+    parser_classes = [JSONParser, FormParser]
+
+    @extend_schema(operation_id="cancelBatch", request=None, responses=s.BatchObjectSerializer)
+    def post(self, request, batch_id: str):
+        batch = batch_services.request_cancel(get_batch(request, batch_id))
+        return Response(batch.as_openai())

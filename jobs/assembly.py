@@ -1,0 +1,174 @@
+"""Output and error JSONL, assembled from the request rows when a batch ends.
+
+Files are written under a temporary name, flushed to disk and only then moved into place and
+registered, so no reader ever sees a partial output file. Output file ids derive from the batch
+id, so a re-run after a crash overwrites its own half-finished attempt instead of leaking one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.files import File as DjangoFile
+from django.db import transaction
+from django.db.models import Count, Q, Sum
+
+from jobs.models import Batch, BatchRequest, File
+
+R = BatchRequest.Status
+_ERROR_MESSAGES = {
+    R.EXPIRED: (
+        "batch_expired",
+        "This request could not be executed before the completion window expired.",
+    ),
+    R.CANCELLED: ("batch_cancelled", "This request was not executed: the batch was cancelled."),
+}
+
+
+def output_line(row: BatchRequest) -> str:
+    """One result line, in the exact shape of OpenAI's batch output and error files."""
+    if row.response_status is not None:
+        body = row.response_body or "null"
+        response = (
+            f'{{"status_code": {row.response_status}, '
+            f'"request_id": {json.dumps(row.request_id)}, "body": {body}}}'
+        )
+        error = json.dumps(row.error) if row.error else "null"
+    else:
+        response = "null"
+        code, message = _ERROR_MESSAGES.get(row.status, ("internal_error", "Request not run."))
+        error = json.dumps(row.error or {"code": code, "message": message})
+    return (
+        f'{{"id": {json.dumps(row.public_id or "batch_req_" + str(row.pk))}, '
+        f'"custom_id": {json.dumps(row.custom_id)}, "response": {response}, '
+        f'"error": {error}}}\n'
+    )
+
+
+def _rows(batch: Batch) -> Iterator[BatchRequest]:
+    fields = (
+        "id",
+        "custom_id",
+        "status",
+        "public_id",
+        "request_id",
+        "response_status",
+        "response_body",
+        "error",
+    )
+    queryset = BatchRequest.objects.filter(batch=batch).exclude(status=R.PENDING)
+    return queryset.order_by("line").only(*fields).iterator(chunk_size=2000)
+
+
+def _derived_file_id(batch: Batch, kind: str) -> str:
+    return "file-" + hashlib.sha256(f"{batch.id}:{kind}".encode()).hexdigest()[:24]
+
+
+def _publish(batch: Batch, kind: str, tmp_path: str, lines: int) -> File:
+    """Move a finished temporary file into storage and register it (replacing a stale attempt)."""
+    file_id = _derived_file_id(batch, kind)
+    File.objects.filter(id=file_id).delete()
+    file = File(
+        id=file_id,
+        owner_id=batch.owner_id,
+        purpose=File.Purpose.BATCH_OUTPUT,
+        filename=f"{batch.id}_{kind}.jsonl",
+        bytes=os.path.getsize(tmp_path),
+        line_count=lines,
+    )
+    seconds = batch.output_expires_after or settings.BATCH_OUTPUT_EXPIRES_SECONDS
+    if seconds:
+        file.expires_at = file.created_at + timedelta(seconds=seconds)
+    storage = file.content.storage
+    name = f"files/{file_id}/{file.filename}"
+    if hasattr(storage, "path"):
+        target = storage.path(name)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.replace(tmp_path, target)
+        file.content.name = name
+    else:
+        with open(tmp_path, "rb") as handle:
+            file.content.name = storage.save(name, DjangoFile(handle))
+        os.unlink(tmp_path)
+    file.save(force_insert=True)
+    return file
+
+
+def assemble_files(batch: Batch) -> dict[str, File | None]:
+    """Write the output (2xx) and error (everything else) files of a batch from its rows."""
+    tmp_dir = settings.FILE_UPLOAD_TEMP_DIR
+    handles = {
+        kind: tempfile.NamedTemporaryFile(
+            "w",
+            encoding="utf-8",
+            dir=tmp_dir,
+            delete=False,
+            prefix=f".{batch.id}_{kind}.",
+            suffix=".partial",
+        )
+        for kind in ("output", "error")
+    }
+    counts = {"output": 0, "error": 0}
+    try:
+        for row in _rows(batch):
+            kind = "output" if row.status == R.COMPLETED else "error"
+            handles[kind].write(output_line(row))
+            counts[kind] += 1
+        for handle in handles.values():
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+        return {
+            kind: _publish(batch, kind, handles[kind].name, counts[kind]) if counts[kind] else None
+            for kind in handles
+        }
+    finally:
+        for handle in handles.values():
+            handle.close()
+            if os.path.exists(handle.name):
+                os.unlink(handle.name)
+
+
+def final_counts(batch: Batch) -> dict[str, int]:
+    """Counts and token sums recomputed from the rows (never trusted from increments)."""
+    agg = BatchRequest.objects.filter(batch=batch).aggregate(
+        total=Count("id"),
+        completed=Count("id", filter=Q(status=R.COMPLETED)),
+        failed=Count("id", filter=~Q(status__in=(R.COMPLETED, R.PENDING))),
+        input_tokens=Sum("input_tokens"),
+        output_tokens=Sum("output_tokens"),
+    )
+    return {
+        "request_total": agg["total"],
+        "request_completed": agg["completed"],
+        "request_failed": agg["failed"],
+        "input_tokens": agg["input_tokens"] or 0,
+        "output_tokens": agg["output_tokens"] or 0,
+    }
+
+
+def close_out(batch: Batch, final_status: str, unfinished: str | None = None) -> bool:
+    """Settle every pending row as ``unfinished``, write the files, and move to ``final_status``.
+
+    Returns False if another process settled the batch first.
+    """
+    if unfinished:
+        BatchRequest.objects.filter(batch=batch, status=R.PENDING).update(status=unfinished)
+        batch.chunks.exclude(status="done").update(status="done", leased_until=None)
+    files = assemble_files(batch)
+    with transaction.atomic():
+        moved = batch.transition(
+            final_status,
+            output_file=files["output"],
+            error_file=files["error"],
+            **final_counts(batch),
+        )
+        if not moved:
+            transaction.set_rollback(True)
+    return moved

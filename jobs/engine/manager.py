@@ -1,0 +1,81 @@
+"""The engine a worker process keeps warm across tasks, and the swap between models."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+
+from jobs.engine.base import Backend, EngineRequest, EngineResult, ModelSpec
+
+logger = logging.getLogger(__name__)
+
+
+def make_backend(kind: str) -> Backend:
+    """The backend named by ``BATCHSERVER_ENGINE``."""
+    if kind == "fake":
+        from jobs.engine.fake import FakeBackend
+
+        return FakeBackend()
+    if kind in ("vllm", "fake-hosted"):
+        from jobs.engine.host import HostedBackend
+
+        return HostedBackend("vllm" if kind == "vllm" else "fake")
+    raise ValueError(f"Unknown BATCHSERVER_ENGINE {kind!r}: use 'vllm' or 'fake'.")
+
+
+class EngineManager:
+    """One loaded model at a time; loading another one shuts the current engine down first."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.backend: Backend | None = None
+        self.loaded: ModelSpec | None = None
+
+    @property
+    def loaded_model(self) -> str | None:
+        return self.loaded.name if self.loaded else None
+
+    def ensure_loaded(self, spec: ModelSpec) -> None:
+        if self.backend is not None and self.loaded == spec:
+            return
+        self.shutdown()
+        logger.info("engine: loading model %s", spec.name)
+        backend = make_backend(self.kind)
+        try:
+            backend.load(spec)
+        except BaseException:
+            backend.shutdown()
+            raise
+        self.backend, self.loaded = backend, spec
+
+    def run(self, spec: ModelSpec, requests: list[EngineRequest]) -> list[EngineResult]:
+        self.ensure_loaded(spec)
+        assert self.backend is not None
+        try:
+            return self.backend.run(requests)
+        except BaseException:
+            # After a failed run the engine's state is unknown: start from scratch next time.
+            self.shutdown()
+            raise
+
+    def shutdown(self) -> None:
+        if self.backend is not None:
+            logger.info("engine: shutting down %s", self.loaded_model)
+            try:
+                self.backend.shutdown()
+            finally:
+                self.backend, self.loaded = None, None
+
+
+_manager: EngineManager | None = None
+
+
+def get_engine() -> EngineManager:
+    """This process's engine manager, created on first use."""
+    global _manager
+    if _manager is None or _manager.kind != settings.BATCHSERVER_ENGINE:
+        if _manager is not None:
+            _manager.shutdown()
+        _manager = EngineManager(settings.BATCHSERVER_ENGINE)
+    return _manager

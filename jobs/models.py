@@ -1,0 +1,334 @@
+"""Files, batches, one row per input line, and the chunks workers lease.
+
+Job state lives here, never in django-q2's task table: a task may be delivered twice, and every
+write below is conditional on the state it expects, so a second delivery finds its work done.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import models, transaction
+from django.utils import timezone
+
+from batchserver.models import ApiKey
+from jobs import signals
+from jobs.ids import new_batch_id, new_file_id
+
+
+def _ts(value: datetime | None) -> int | None:
+    return int(value.timestamp()) if value else None
+
+
+class FileQuerySet(models.QuerySet):
+    def owned_by(self, key: ApiKey) -> FileQuerySet:
+        return self.filter(owner=key)
+
+    def expired(self, now: datetime | None = None) -> FileQuerySet:
+        return self.filter(expires_at__isnull=False, expires_at__lte=now or timezone.now())
+
+
+def file_upload_to(instance: File, filename: str) -> str:
+    return f"files/{instance.id}/{filename}"
+
+
+class File(models.Model):
+    """A stored file: uploaded input, or a batch's output / error JSONL."""
+
+    class Purpose(models.TextChoices):
+        BATCH = "batch"
+        BATCH_OUTPUT = "batch_output"
+        FINE_TUNE = "fine-tune"
+        FINE_TUNE_RESULTS = "fine-tune-results"
+        ASSISTANTS = "assistants"
+        ASSISTANTS_OUTPUT = "assistants_output"
+        VISION = "vision"
+        USER_DATA = "user_data"
+        EVALS = "evals"
+
+    UPLOADABLE = ("batch", "fine-tune", "assistants", "vision", "user_data", "evals")
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_file_id, editable=False)
+    owner = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="files")
+    purpose = models.CharField(max_length=24, choices=Purpose.choices)
+    filename = models.CharField(max_length=255)
+    bytes = models.BigIntegerField(default=0)
+    line_count = models.PositiveIntegerField(null=True, blank=True)
+    content = models.FileField(upload_to=file_upload_to, max_length=400)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    objects = FileQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.filename})"
+
+    def as_openai(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "file",
+            "bytes": self.bytes,
+            "created_at": _ts(self.created_at),
+            "filename": self.filename,
+            "purpose": self.purpose,
+            "status": "processed",
+            "expires_at": _ts(self.expires_at),
+            "status_details": None,
+        }
+
+
+class InvalidTransition(Exception):
+    """A status change the state machine does not allow (e.g. cancelling a completed batch)."""
+
+
+class BatchQuerySet(models.QuerySet):
+    def owned_by(self, key: ApiKey) -> BatchQuerySet:
+        return self.filter(owner=key)
+
+    def active(self) -> BatchQuerySet:
+        return self.filter(status__in=Batch.ACTIVE)
+
+    def past_window(self, now: datetime | None = None) -> BatchQuerySet:
+        return self.filter(
+            status__in=(Batch.Status.VALIDATING, Batch.Status.IN_PROGRESS),
+            expires_at__lte=now or timezone.now(),
+        )
+
+
+class Batch(models.Model):
+    """A batch job with OpenAI's fields, plus priority, progress and lineage of our own."""
+
+    class Status(models.TextChoices):
+        VALIDATING = "validating"
+        FAILED = "failed"
+        IN_PROGRESS = "in_progress"
+        FINALIZING = "finalizing"
+        COMPLETED = "completed"
+        EXPIRED = "expired"
+        CANCELLING = "cancelling"
+        CANCELLED = "cancelled"
+
+    S = Status
+    TRANSITIONS: dict[str, tuple[str, ...]] = {
+        S.VALIDATING: (S.IN_PROGRESS, S.FAILED, S.CANCELLING, S.EXPIRED),
+        S.IN_PROGRESS: (S.FINALIZING, S.CANCELLING, S.EXPIRED),
+        S.FINALIZING: (S.COMPLETED,),
+        S.CANCELLING: (S.CANCELLED,),
+    }
+    TIMESTAMPS = {
+        S.IN_PROGRESS: "in_progress_at",
+        S.FAILED: "failed_at",
+        S.FINALIZING: "finalizing_at",
+        S.COMPLETED: "completed_at",
+        S.EXPIRED: "expired_at",
+        S.CANCELLING: "cancelling_at",
+        S.CANCELLED: "cancelled_at",
+    }
+    ACTIVE = (S.VALIDATING, S.IN_PROGRESS, S.FINALIZING, S.CANCELLING)
+    TERMINAL = (S.COMPLETED, S.FAILED, S.EXPIRED, S.CANCELLED)
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_batch_id, editable=False)
+    owner = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="batches")
+    endpoint = models.CharField(max_length=64)
+    # Files may be deleted while the batch keeps their ids (as OpenAI does): no DB constraint.
+    input_file = models.ForeignKey(
+        File, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    output_file = models.ForeignKey(
+        File,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    error_file = models.ForeignKey(
+        File,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    completion_window = models.CharField(max_length=16)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=S.VALIDATING, db_index=True
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    expires_at = models.DateTimeField()
+    in_progress_at = models.DateTimeField(null=True, blank=True)
+    finalizing_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+    cancelling_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    request_total = models.PositiveIntegerField(default=0)
+    request_completed = models.PositiveIntegerField(default=0)
+    request_failed = models.PositiveIntegerField(default=0)
+    metadata = models.JSONField(null=True, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    errors = models.JSONField(null=True, blank=True)
+    output_expires_after = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seconds after creation that output files expire."
+    )
+    priority = models.IntegerField(default=0, db_index=True)
+    parent = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children"
+    )
+    note = models.TextField(
+        blank=True, help_text="Why the worker failed or retried, for operators."
+    )
+
+    objects = BatchQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "batches"
+        indexes = [models.Index(fields=["owner", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in self.TERMINAL
+
+    def transition(self, new: str, **fields: Any) -> bool:
+        """Move to ``new`` if still in the status this object holds (compare-and-swap).
+
+        Returns False when another process moved the batch first; raises InvalidTransition when
+        the state machine forbids the move from the current status.
+        """
+        old = self.status
+        if new not in self.TRANSITIONS.get(old, ()):
+            raise InvalidTransition(f"A batch in status '{old}' cannot become '{new}'.")
+        now = timezone.now()
+        if new in self.TIMESTAMPS:
+            fields[self.TIMESTAMPS[new]] = now
+        updated = Batch.objects.filter(pk=self.pk, status=old).update(status=new, **fields)
+        if not updated:
+            self.refresh_from_db()
+            return False
+        self.status = new
+        for name, value in fields.items():
+            if not hasattr(value, "resolve_expression"):
+                setattr(self, name, value)
+        batch_id = self.pk
+        transaction.on_commit(
+            lambda: signals.batch_status_changed.send(
+                sender=Batch, batch_id=batch_id, old=old, new=new
+            )
+        )
+        return True
+
+    def usage(self) -> dict[str, Any]:
+        return {
+            "input_tokens": self.input_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": self.output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": self.input_tokens + self.output_tokens,
+        }
+
+    def as_openai(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "batch",
+            "endpoint": self.endpoint,
+            "errors": {"object": "list", "data": self.errors} if self.errors else None,
+            "input_file_id": self.input_file_id,
+            "completion_window": self.completion_window,
+            "status": self.status,
+            "output_file_id": self.output_file_id,
+            "error_file_id": self.error_file_id,
+            "created_at": _ts(self.created_at),
+            "in_progress_at": _ts(self.in_progress_at),
+            "expires_at": _ts(self.expires_at),
+            "finalizing_at": _ts(self.finalizing_at),
+            "completed_at": _ts(self.completed_at),
+            "failed_at": _ts(self.failed_at),
+            "expired_at": _ts(self.expired_at),
+            "cancelling_at": _ts(self.cancelling_at),
+            "cancelled_at": _ts(self.cancelled_at),
+            "request_counts": {
+                "total": self.request_total,
+                "completed": self.request_completed,
+                "failed": self.request_failed,
+            },
+            "metadata": self.metadata,
+            "model": self.model or None,
+            "usage": self.usage(),
+            "priority": self.priority,
+            "parent_batch_id": self.parent_id,
+        }
+
+
+class BatchRequest(models.Model):
+    """One input line: what makes resume exact, cancel partial and statistics honest."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        COMPLETED = "completed"  # the engine answered 2xx: output file
+        FAILED = "failed"  # the engine answered an error: error file
+        EXPIRED = "expired"  # the window closed first: error file, code batch_expired
+        CANCELLED = "cancelled"  # the batch was cancelled first: error file, batch_cancelled
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="requests")
+    line = models.PositiveIntegerField(help_text="Physical line number in the input file.")
+    custom_id = models.CharField(max_length=64)
+    chunk = models.PositiveIntegerField()
+    body = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    public_id = models.CharField(max_length=48, blank=True)
+    request_id = models.CharField(max_length=48, blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Kept as the engine's JSON text, so key order and bytes are exactly what it answered.
+    response_body = models.TextField(blank=True)
+    error = models.JSONField(null=True, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "custom_id"], name="uniq_custom_id_per_batch"),
+        ]
+        indexes = [
+            models.Index(fields=["batch", "chunk"]),
+            models.Index(fields=["batch", "line"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.batch_id}:{self.custom_id}"
+
+
+class BatchChunk(models.Model):
+    """A slice of a batch's requests that one worker leases, runs and commits at once."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        LEASED = "leased"
+        DONE = "done"
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    size = models.PositiveIntegerField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    worker_id = models.CharField(max_length=100, blank=True)
+    leased_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "index"], name="uniq_chunk_per_batch"),
+        ]
+        indexes = [models.Index(fields=["status", "leased_until"])]
+
+    def __str__(self) -> str:
+        return f"{self.batch_id}#{self.index} ({self.status})"

@@ -1,0 +1,182 @@
+"""What a worker does: claim a chunk, run it on the engine, commit its results exactly once."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Case, F, IntegerField, Q, Value, When
+from django.utils import timezone
+
+from jobs import signals
+from jobs.engine.base import EngineError, EngineRequest, EngineResult, ModelLoadError
+from jobs.engine.manager import get_engine
+from jobs.ids import new_id
+from jobs.models import Batch, BatchChunk, BatchRequest
+from models_registry.services import find_active_model
+
+logger = logging.getLogger(__name__)
+R = BatchRequest.Status
+C = BatchChunk.Status
+MAX_CHUNK_ATTEMPTS = 3
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def runnable_chunks():
+    """Chunks a worker may claim: pending, or leased to a worker whose lease ran out."""
+    now = timezone.now()
+    return BatchChunk.objects.filter(batch__status=Batch.Status.IN_PROGRESS).filter(
+        Q(status=C.PENDING) | Q(status=C.LEASED, leased_until__lt=now)
+    )
+
+
+def claim_chunk(worker: str, loaded_model: str | None) -> BatchChunk | None:
+    """Lease the next chunk: highest priority, then the model already loaded, then oldest."""
+    prefers_loaded = Case(
+        When(batch__model=loaded_model or "", then=Value(0)),
+        default=Value(1),
+        output_field=IntegerField(),
+    )
+    with transaction.atomic():
+        chunk = (
+            runnable_chunks()
+            .select_for_update(skip_locked=True, of=("self",))
+            .annotate(prefers_loaded=prefers_loaded)
+            .order_by(
+                "-batch__priority", "prefers_loaded", "batch__created_at", "batch_id", "index"
+            )
+            .first()
+        )
+        if chunk is None:
+            return None
+        lease = timezone.now() + timedelta(seconds=settings.BATCH_LEASE_SECONDS)
+        BatchChunk.objects.filter(pk=chunk.pk).update(
+            status=C.LEASED, worker_id=worker, leased_until=lease, attempts=F("attempts") + 1
+        )
+    chunk.refresh_from_db()
+    return chunk
+
+
+def run_chunk(chunk: BatchChunk) -> None:
+    """Run the pending requests of a leased chunk and commit what the engine answered."""
+    batch = chunk.batch
+    rows = list(
+        BatchRequest.objects.filter(batch=batch, chunk=chunk.index, status=R.PENDING)
+        .only("id", "custom_id", "body")
+        .order_by("line")
+    )
+    if not rows:
+        _mark_done(chunk)
+        return
+    model = find_active_model(batch.model)
+    if model is None:
+        _fail_rows(chunk, rows, "model_not_found", f"Model {batch.model!r} is not registered.")
+        return
+    requests = [EngineRequest(r.custom_id, batch.endpoint, r.body) for r in rows]
+    try:
+        results = get_engine().run(model.spec(), requests)
+    except ModelLoadError as exc:
+        logger.error("batch %s: model %s failed to load: %s", batch.id, batch.model, exc)
+        _retry_or_fail(chunk, rows, "model_load_failed", str(exc))
+        return
+    except EngineError as exc:
+        logger.warning("batch %s chunk %s: engine failed: %s", batch.id, chunk.index, exc)
+        _retry_or_fail(chunk, rows, "engine_error", str(exc))
+        return
+    record_results(chunk, rows, results)
+
+
+def _retry_or_fail(chunk: BatchChunk, rows: list[BatchRequest], code: str, message: str) -> None:
+    if chunk.attempts < MAX_CHUNK_ATTEMPTS:
+        BatchChunk.objects.filter(pk=chunk.pk, status=C.LEASED).update(
+            status=C.PENDING, leased_until=None, worker_id=""
+        )
+        Batch.objects.filter(pk=chunk.batch_id).update(
+            note=f"chunk {chunk.index} attempt {chunk.attempts} failed ({code}): {message}"
+        )
+        return
+    _fail_rows(chunk, rows, code, message)
+
+
+def _fail_rows(chunk: BatchChunk, rows: list[BatchRequest], code: str, message: str) -> None:
+    """Give up on these rows: each becomes an error line with ``code``."""
+    body = {"error": {"message": message, "type": "server_error", "param": None, "code": code}}
+    results = [EngineResult(500, body) for _ in rows]
+    record_results(chunk, rows, results)
+
+
+def _mark_done(chunk: BatchChunk) -> None:
+    BatchChunk.objects.filter(pk=chunk.pk).update(status=C.DONE, leased_until=None)
+
+
+def record_results(chunk: BatchChunk, rows: list[BatchRequest], results: list[EngineResult]) -> int:
+    """Write results for rows still pending, in one transaction; returns how many were written.
+
+    Rows a cancel, an expiry or another worker settled first are skipped: that is what keeps
+    every custom_id exactly once however often a chunk runs.
+    """
+    if len(results) != len(rows):
+        raise EngineError(f"engine returned {len(results)} results for {len(rows)} requests")
+    now = timezone.now()
+    with transaction.atomic():
+        pending = set(
+            BatchRequest.objects.select_for_update()
+            .filter(id__in=[r.id for r in rows], status=R.PENDING)
+            .values_list("id", flat=True)
+        )
+        written = [
+            _apply(row, result, now)
+            for row, result in zip(rows, results, strict=True)
+            if row.id in pending
+        ]
+        BatchRequest.objects.bulk_update(written, RESULT_FIELDS, batch_size=500)
+        _mark_done(chunk)
+        completed = sum(1 for r in written if r.status == R.COMPLETED)
+        Batch.objects.filter(pk=chunk.batch_id).update(
+            request_completed=F("request_completed") + completed,
+            request_failed=F("request_failed") + len(written) - completed,
+            input_tokens=F("input_tokens") + sum(r.input_tokens for r in written),
+            output_tokens=F("output_tokens") + sum(r.output_tokens for r in written),
+        )
+        batch_id = chunk.batch_id
+        transaction.on_commit(
+            lambda: signals.batch_chunk_committed.send(
+                sender=BatchChunk,
+                batch_id=batch_id,
+                completed=completed,
+                failed=len(written) - completed,
+            )
+        )
+    return len(written)
+
+
+RESULT_FIELDS = [
+    "status",
+    "public_id",
+    "request_id",
+    "response_status",
+    "response_body",
+    "input_tokens",
+    "output_tokens",
+    "finished_at",
+]
+
+
+def _apply(row: BatchRequest, result: EngineResult, now) -> BatchRequest:
+    row.status = R.COMPLETED if result.ok else R.FAILED
+    row.public_id = new_id("batch_req_")
+    row.request_id = new_id("req_")
+    row.response_status = result.status_code
+    row.response_body = json.dumps(result.body, ensure_ascii=False)
+    row.input_tokens = result.input_tokens
+    row.output_tokens = result.output_tokens
+    row.finished_at = now
+    return row

@@ -1,0 +1,97 @@
+"""Writes on batches that the API and the admin call: create, cancel."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django_q.tasks import async_task
+from rest_framework import status
+
+from batchserver.api.errors import ApiError, NotFoundError
+from batchserver.models import ApiKey
+from jobs.models import Batch, File
+
+_WINDOW = re.compile(r"^(\d+)([mhd])$")
+_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def window_seconds(window: str) -> int | None:
+    """Seconds of a completion window like ``24h`` if the operator allows it, else None."""
+    match = _WINDOW.match(window or "")
+    if not match or window not in settings.BATCH_COMPLETION_WINDOWS:
+        return None
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def enqueue(func: str, *args: Any) -> None:
+    """Hand a task to the worker once the current transaction has committed."""
+    transaction.on_commit(lambda: async_task(func, *args))
+
+
+@transaction.atomic
+def create_batch(
+    owner: ApiKey,
+    *,
+    input_file_id: str,
+    endpoint: str,
+    completion_window: str,
+    metadata: dict[str, str] | None = None,
+    output_expires_after: int | None = None,
+    priority: int = 0,
+    parent: Batch | None = None,
+) -> Batch:
+    """Create a batch in ``validating``; the worker checks every line of its input next."""
+    input_file = File.objects.owned_by(owner).filter(id=input_file_id).first()
+    if input_file is None:
+        raise NotFoundError("file", input_file_id, param="input_file_id")
+    if input_file.purpose != File.Purpose.BATCH:
+        raise ApiError(
+            f"File {input_file_id} has purpose '{input_file.purpose}'; a batch input "
+            "file must be uploaded with purpose 'batch'.",
+            param="input_file_id",
+            code="invalid_file_purpose",
+        )
+    seconds = window_seconds(completion_window)
+    if seconds is None:
+        allowed = ", ".join(repr(w) for w in settings.BATCH_COMPLETION_WINDOWS)
+        raise ApiError(
+            f"completion_window must be one of {allowed}.",
+            param="completion_window",
+            code="invalid_value",
+        )
+    now = timezone.now()
+    batch = Batch.objects.create(
+        owner=owner,
+        input_file=input_file,
+        endpoint=endpoint,
+        completion_window=completion_window,
+        created_at=now,
+        expires_at=now + timedelta(seconds=seconds),
+        metadata=metadata,
+        output_expires_after=output_expires_after,
+        priority=priority,
+        parent=parent,
+    )
+    enqueue("jobs.tasks.validate_batch", batch.id)
+    return batch
+
+
+@transaction.atomic
+def request_cancel(batch: Batch) -> Batch:
+    """Ask for a cancel: the batch is ``cancelling`` until the worker settles what is finished."""
+    if batch.status not in (Batch.Status.VALIDATING, Batch.Status.IN_PROGRESS):
+        raise ApiError(
+            f"Cannot cancel a batch with status '{batch.status}'.",
+            param="batch_id",
+            code="batch_not_cancellable",
+            status_code=status.HTTP_409_CONFLICT,
+        )
+    if not batch.transition(Batch.Status.CANCELLING):
+        return request_cancel(batch)  # it moved meanwhile: answer from its new status
+    enqueue("jobs.tasks.settle_batch", batch.id)
+    return batch

@@ -1,0 +1,73 @@
+"""Writes on stored files: upload, delete, expiry clean-up."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.core.files import File as DjangoFile
+from django.db import transaction
+from django.utils import timezone
+
+from batchserver.models import ApiKey
+from jobs.models import File
+
+logger = logging.getLogger(__name__)
+
+
+def create_file(
+    owner: ApiKey,
+    uploaded: DjangoFile,
+    *,
+    purpose: str,
+    filename: str,
+    expires_after_seconds: int | None = None,
+    line_count: int | None = None,
+) -> File:
+    """Store an uploaded file (moved, not copied, from its temporary upload location)."""
+    now = timezone.now()
+    expires_at = now + timedelta(seconds=expires_after_seconds) if expires_after_seconds else None
+    file = File(
+        owner=owner,
+        purpose=purpose,
+        filename=os.path.basename(filename),
+        bytes=uploaded.size,
+        created_at=now,
+        expires_at=expires_at,
+        line_count=line_count,
+    )
+    file.content.save(file.filename, uploaded, save=False)
+    try:
+        file.save(force_insert=True)
+    except BaseException:
+        file.content.delete(save=False)
+        raise
+    return file
+
+
+def delete_file(file: File) -> None:
+    """Delete the row now and the stored bytes once that is committed."""
+    name, storage = file.content.name, file.content.storage
+    file.delete()
+    transaction.on_commit(lambda: storage.delete(name) if name else None)
+
+
+@dataclass
+class CleanupReport:
+    files: int = 0
+    bytes: int = 0
+
+
+def cleanup_expired_files(now=None) -> CleanupReport:
+    """Remove every file past its ``expires_at``; returns what was freed."""
+    report = CleanupReport()
+    for file in File.objects.expired(now).iterator():
+        with transaction.atomic():
+            delete_file(file)
+        report.files += 1
+        report.bytes += file.bytes
+    if report.files:
+        logger.info("removed %d expired files (%d bytes)", report.files, report.bytes)
+    return report

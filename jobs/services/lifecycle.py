@@ -1,0 +1,136 @@
+"""The worker-side life of a batch: validate and split it, then settle it when it ends.
+
+Each function re-reads the batch and does nothing if it has moved on, so a task delivered twice
+(or racing another worker) is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from jobs.assembly import close_out
+from jobs.models import Batch, BatchChunk, BatchRequest
+from jobs.validation import LineError, ParsedLine, check_lines
+from models_registry.services import find_active_model
+
+logger = logging.getLogger(__name__)
+S = Batch.Status
+INSERT_BATCH = 2000
+MAX_REPORTED_ERRORS = 1000
+
+
+class _Abort(Exception):
+    """Rolls the inserted rows back: the file is invalid, or the batch moved on meanwhile."""
+
+
+def model_error(name: str, endpoint: str) -> str | None:
+    model = find_active_model(name)
+    if model is None:
+        return f"model {name!r} is not available on this server."
+    if endpoint not in model.endpoints:
+        return f"model {name!r} does not serve {endpoint}."
+    return None
+
+
+def _check(batch: Batch):
+    handle = batch.input_file.content.open("rb")
+    return handle, check_lines(
+        handle,
+        batch.endpoint,
+        model_error,
+        max_lines=settings.BATCH_MAX_LINES,
+        allow_mixed_models=settings.BATCH_ALLOW_MIXED_MODELS,
+    )
+
+
+def _insert_rows(batch: Batch, items) -> tuple[int, str, list[LineError]]:
+    """Insert one row per valid line; keep scanning (without inserting) once a line is bad."""
+    errors: list[LineError] = []
+    buffer: list[BatchRequest] = []
+    count, first_model = 0, ""
+    size = settings.BATCH_CHUNK_SIZE
+    for item in items:
+        if isinstance(item, LineError):
+            if len(errors) < MAX_REPORTED_ERRORS:
+                errors.append(item)
+            continue
+        if errors:
+            continue
+        assert isinstance(item, ParsedLine)
+        first_model = first_model or item.body["model"]
+        buffer.append(
+            BatchRequest(
+                batch=batch,
+                line=item.line,
+                custom_id=item.custom_id,
+                chunk=count // size,
+                body=item.body,
+            )
+        )
+        count += 1
+        if len(buffer) >= INSERT_BATCH:
+            BatchRequest.objects.bulk_create(buffer)
+            buffer.clear()
+    if buffer and not errors:
+        BatchRequest.objects.bulk_create(buffer)
+    return count, first_model, errors
+
+
+def validate_and_split(batch: Batch) -> None:
+    """Check every line; either fail the batch with its errors or start it with its rows."""
+    if batch.status != S.VALIDATING:
+        return
+    errors: list[LineError] = []
+    try:
+        with transaction.atomic():
+            handle, items = _check(batch)
+            with handle:
+                count, model, errors = _insert_rows(batch, items)
+            if errors:
+                raise _Abort
+            size = settings.BATCH_CHUNK_SIZE
+            BatchChunk.objects.bulk_create(
+                BatchChunk(batch=batch, index=i, size=min(size, count - i * size))
+                for i in range(math.ceil(count / size))
+            )
+            if not batch.transition(S.IN_PROGRESS, request_total=count, model=model):
+                raise _Abort
+    except _Abort:
+        pass
+    except IntegrityError:
+        logger.info("batch %s is being validated by another delivery", batch.id)
+        return
+    except FileNotFoundError:
+        errors = [
+            LineError(
+                "file_not_found", None, "The input file's content is missing.", "input_file_id"
+            )
+        ]
+    batch.refresh_from_db()
+    if batch.status == S.VALIDATING and errors:
+        batch.transition(S.FAILED, errors=[e.as_dict() for e in errors])
+    elif batch.status == S.CANCELLING:
+        settle(batch)
+
+
+def settle(batch: Batch) -> None:
+    """Bring a batch that can end to its end: cancelled, expired or completed."""
+    batch.refresh_from_db()
+    if batch.status == S.CANCELLING:
+        close_out(batch, S.CANCELLED, unfinished=BatchRequest.Status.CANCELLED)
+    elif batch.status in (S.VALIDATING, S.IN_PROGRESS) and batch.expires_at <= timezone.now():
+        close_out(batch, S.EXPIRED, unfinished=BatchRequest.Status.EXPIRED)
+    elif batch.status == S.IN_PROGRESS and not batch.chunks.exclude(status="done").exists():
+        if batch.transition(S.FINALIZING):
+            close_out(batch, S.COMPLETED)
+    elif (
+        batch.status == S.FINALIZING
+        and batch.finalizing_at
+        and (timezone.now() - batch.finalizing_at).total_seconds() > settings.BATCH_LEASE_SECONDS
+    ):
+        close_out(batch, S.COMPLETED)  # the worker that began finalizing died
