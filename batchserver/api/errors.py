@@ -1,4 +1,4 @@
-"""The OpenAI error envelope: ``{"error": {"message", "type", "param", "code"}}`` for every 4xx/5xx."""
+"""The OpenAI error envelope `{"error": {"message", "type", "param", "code"}}` for every error."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""OpenAI-style cursor lists: ``after``, ``limit``, ``order`` → ``{object, data, first_id, last_id, has_more}``."""
+"""Cursor lists as OpenAI pages them: `after`, `limit`, `order`, `has_more`, first and last id."""
 
 from __future__ import annotations
 

@@ -1,0 +1,27 @@
+"""Test settings: the project's settings with the fake engine, inline tasks and a private data folder.
+
+Processes started by the end-to-end tests (web server, qcluster) use this module too; they get
+``Q_SYNC=0`` and the database name from the environment.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("BATCHSERVER_ENGINE", "fake")
+os.environ.setdefault("BATCHSERVER_DATA_DIR", str(Path(tempfile.gettempdir()) / "batchserver-test"))
+os.environ.setdefault("Q_SYNC", "1")
+os.environ.setdefault("DEBUG", "0")
+
+from batchserver.settings import *  # noqa: E402,F403
+from batchserver.settings import DATABASES, DATA_DIR  # noqa: E402
+
+SECURE_SSL_REDIRECT = False
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+SECURE_HSTS_SECONDS = 0
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not memory, so that server and worker processes started by tests share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
