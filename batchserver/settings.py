@@ -89,6 +89,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
     )
+    # BEGIN IMMEDIATE: a read-then-write transaction otherwise fails at once ("database is
+    # locked", no busy wait) when another process wrote since its read.
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -205,9 +208,6 @@ BATCH_OUTPUT_EXPIRES_SECONDS = env.int("BATCH_OUTPUT_EXPIRES_SECONDS", default=3
 # --- Engine ----------------------------------------------------------------------------------
 # "vllm" (the real engine, default) or "fake" (deterministic, for orchestration tests only).
 BATCHSERVER_ENGINE = env.str("BATCHSERVER_ENGINE", default="vllm")
-BATCHSERVER_DEFAULT_MODEL = env.str(
-    "BATCHSERVER_DEFAULT_MODEL", default="HuggingFaceTB/SmolLM2-135M-Instruct"
-)
 MODELS_DIR = Path(env.str("BATCHSERVER_MODELS_DIR", default=str(DATA_DIR / "models")))
 
 # --- Worker (django-q2) ----------------------------------------------------------------------

@@ -45,7 +45,7 @@ def output_line(row: BatchRequest) -> str:
         code, message = _ERROR_MESSAGES.get(row.status, ("internal_error", "Request not run."))
         error = json.dumps(row.error or {"code": code, "message": message})
     return (
-        f'{{"id": {json.dumps(row.public_id or "batch_req_" + str(row.pk))}, '
+        f'{{"id": {json.dumps(row.public_id or f"batch_req_{row.pk:024x}")}, '
         f'"custom_id": {json.dumps(row.custom_id)}, "response": {response}, '
         f'"error": {error}}}\n'
     )
@@ -153,14 +153,16 @@ def final_counts(batch: Batch) -> dict[str, int]:
     }
 
 
-def close_out(batch: Batch, final_status: str, unfinished: str | None = None) -> bool:
+def close_out(
+    batch: Batch, final_status: str, unfinished: str | None = None, extra: dict | None = None
+) -> bool:
     """Settle every pending row as ``unfinished``, write the files, and move to ``final_status``.
 
     Returns False if another process settled the batch first.
     """
     if unfinished:
         BatchRequest.objects.filter(batch=batch, status=R.PENDING).update(status=unfinished)
-        batch.chunks.exclude(status="done").update(status="done", leased_until=None)
+    batch.chunks.exclude(status="done").update(status="done", leased_until=None)
     files = assemble_files(batch)
     with transaction.atomic():
         moved = batch.transition(

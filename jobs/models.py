@@ -115,7 +115,8 @@ class Batch(models.Model):
     S = Status
     TRANSITIONS: dict[str, tuple[str, ...]] = {
         S.VALIDATING: (S.IN_PROGRESS, S.FAILED, S.CANCELLING, S.EXPIRED),
-        S.IN_PROGRESS: (S.FINALIZING, S.CANCELLING, S.EXPIRED),
+        # in_progress -> failed only when the batch's model cannot be loaded at all.
+        S.IN_PROGRESS: (S.FINALIZING, S.CANCELLING, S.EXPIRED, S.FAILED),
         S.FINALIZING: (S.COMPLETED,),
         S.CANCELLING: (S.CANCELLED,),
     }
@@ -179,6 +180,9 @@ class Batch(models.Model):
         null=True, blank=True, help_text="Seconds after creation that output files expire."
     )
     priority = models.IntegerField(default=0, db_index=True)
+    load_failures = models.PositiveSmallIntegerField(
+        default=0, help_text="Failed attempts to load this batch's model."
+    )
     parent = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 from datetime import timedelta
@@ -24,6 +25,8 @@ logger = logging.getLogger(__name__)
 R = BatchRequest.Status
 C = BatchChunk.Status
 MAX_CHUNK_ATTEMPTS = 3
+MAX_LOAD_ATTEMPTS = 3
+LOAD_BACKOFF_SECONDS = 5
 
 
 def worker_id() -> str:
@@ -80,18 +83,85 @@ def run_chunk(chunk: BatchChunk) -> None:
     if model is None:
         _fail_rows(chunk, rows, "model_not_found", f"Model {batch.model!r} is not registered.")
         return
-    requests = [EngineRequest(r.custom_id, batch.endpoint, r.body) for r in rows]
     try:
-        results = get_engine().run(model.spec(), requests)
+        # A chunk that already crashed the engine once is run in halves until the request
+        # that keeps crashing it stands alone.
+        results = _run(model.spec(), batch.endpoint, rows, isolate=chunk.attempts > 1)
     except ModelLoadError as exc:
         logger.error("batch %s: model %s failed to load: %s", batch.id, batch.model, exc)
-        _retry_or_fail(chunk, rows, "model_load_failed", str(exc))
+        _after_load_failure(chunk, str(exc))
         return
     except EngineError as exc:
         logger.warning("batch %s chunk %s: engine failed: %s", batch.id, chunk.index, exc)
         _retry_or_fail(chunk, rows, "engine_error", str(exc))
         return
     record_results(chunk, rows, results)
+    if batch.load_failures:
+        Batch.objects.filter(pk=batch.pk).update(load_failures=0)
+
+
+def _run(spec, endpoint: str, rows: list[BatchRequest], isolate: bool) -> list[EngineResult]:
+    requests = [EngineRequest(r.custom_id, endpoint, r.body) for r in rows]
+    try:
+        return get_engine().run(spec, requests)
+    except ModelLoadError:
+        raise
+    except EngineError:
+        if not isolate:
+            raise
+    # One bad request costs about one failed run per halving; more failures than that mean the
+    # engine fails on anything, and the whole chunk is retried (or failed) as one.
+    budget = [2 * math.ceil(math.log2(len(rows))) + 2 if len(rows) > 1 else 0]
+    return _bisect(spec, endpoint, rows, budget)
+
+
+def _bisect(spec, endpoint: str, rows: list[BatchRequest], budget: list[int]) -> list[EngineResult]:
+    mid = len(rows) // 2
+    results: list[EngineResult] = []
+    for half in (rows[:mid], rows[mid:]):
+        try:
+            results += get_engine().run(
+                spec, [EngineRequest(r.custom_id, endpoint, r.body) for r in half]
+            )
+            continue
+        except ModelLoadError:
+            raise
+        except EngineError as exc:
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise EngineError(f"engine fails on every part of the chunk: {exc}") from exc
+            if len(half) == 1:
+                logger.error("request %s crashes the engine; isolated: %s", half[0].custom_id, exc)
+                results.append(
+                    _error(500, "engine_crash", f"This request crashed the engine: {exc}")
+                )
+                continue
+        results += _bisect(spec, endpoint, half, budget)
+    return results
+
+
+def _error(status_code: int, code: str, message: str) -> EngineResult:
+    body = {"error": {"message": message, "type": "server_error", "param": None, "code": code}}
+    return EngineResult(status_code, body)
+
+
+def _after_load_failure(chunk: BatchChunk, message: str) -> None:
+    """Back off and retry the load a few times, then fail the batch with a clear error."""
+    Batch.objects.filter(pk=chunk.batch_id).update(load_failures=F("load_failures") + 1)
+    batch = Batch.objects.get(pk=chunk.batch_id)
+    if batch.load_failures >= MAX_LOAD_ATTEMPTS:
+        from jobs.services.lifecycle import fail_batch
+
+        fail_batch(batch, "model_load_failed", f"Model {batch.model!r} failed to load: {message}")
+        return
+    # The lease doubles as the back-off: the chunk becomes claimable again when it runs out.
+    backoff = timezone.now() + timedelta(seconds=LOAD_BACKOFF_SECONDS * 2**batch.load_failures)
+    BatchChunk.objects.filter(pk=chunk.pk, status=C.LEASED).update(
+        leased_until=backoff, attempts=F("attempts") - 1
+    )
+    Batch.objects.filter(pk=chunk.batch_id).update(
+        note=f"model load attempt {batch.load_failures} failed: {message}"
+    )
 
 
 def _retry_or_fail(chunk: BatchChunk, rows: list[BatchRequest], code: str, message: str) -> None:
@@ -108,9 +178,7 @@ def _retry_or_fail(chunk: BatchChunk, rows: list[BatchRequest], code: str, messa
 
 def _fail_rows(chunk: BatchChunk, rows: list[BatchRequest], code: str, message: str) -> None:
     """Give up on these rows: each becomes an error line with ``code``."""
-    body = {"error": {"message": message, "type": "server_error", "param": None, "code": code}}
-    results = [EngineResult(500, body) for _ in rows]
-    record_results(chunk, rows, results)
+    record_results(chunk, rows, [_error(500, code, message) for _ in rows])
 
 
 def _mark_done(chunk: BatchChunk) -> None:

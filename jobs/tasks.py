@@ -18,7 +18,8 @@ logger = logging.getLogger(__name__)
 
 def validate_batch(batch_id: str) -> None:
     """Validate a new batch's input and split it into chunks, then start the work."""
-    batch = Batch.objects.filter(pk=batch_id).select_related("input_file").first()
+    # No select_related: its inner join would hide a batch whose input file was deleted.
+    batch = Batch.objects.filter(pk=batch_id).first()
     if batch is None:
         return
     lifecycle.validate_and_split(batch)

@@ -126,17 +126,17 @@ def _check_envelope(number: int, obj: dict[str, Any], endpoint: str) -> LineErro
 def check_lines(
     stream: IO[bytes],
     endpoint: str,
-    model_error: Callable[[str, str], str | None],
+    model_error: Callable[[str, str], tuple[str, str] | None],
     *,
     max_lines: int,
     allow_mixed_models: bool = False,
 ) -> Iterator[ParsedLine | LineError]:
     """Yield each valid line, or an error for each broken one; the caller decides what to keep.
 
-    ``model_error(model, endpoint)`` returns a message when the registry cannot serve the model.
+    ``model_error(model, endpoint)`` returns (code, message) when the registry cannot serve it.
     """
     seen: set[str] = set()
-    models: dict[str, str | None] = {}
+    models: dict[str, tuple[str, str] | None] = {}
     first_model: str | None = None
     count = 0
     for number, raw in physical_lines(stream):
@@ -183,15 +183,16 @@ def _check_model(
     number: int,
     model: str,
     endpoint: str,
-    cache: dict[str, str | None],
-    model_error: Callable[[str, str], str | None],
+    cache: dict[str, tuple[str, str] | None],
+    model_error: Callable[[str, str], tuple[str, str] | None],
 ) -> LineError | None:
     if model not in cache:
         cache[model] = model_error(model, endpoint)
-    message = cache[model]
-    if message is None:
+    problem = cache[model]
+    if problem is None:
         return None
-    return LineError("model_not_found", number, f"Line {number}: {message}", "body.model")
+    code, message = problem
+    return LineError(code, number, f"Line {number}: {message}", "body.model")
 
 
 def split_results(

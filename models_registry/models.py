@@ -79,8 +79,14 @@ class Model(models.Model):
         return settings
 
     def spec(self) -> ModelSpec:
+        """What the engine loads; resolving the built-in model may convert it (first use)."""
+        from models_registry.builtin import resolve_path
+
         return ModelSpec(
-            name=self.name, path=self.path, kind=self.kind, settings=self.engine_settings()
+            name=self.name,
+            path=resolve_path(self.path),
+            kind=self.kind,
+            settings=self.engine_settings(),
         )
 
     def as_openai(self) -> dict[str, Any]:

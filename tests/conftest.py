@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.conf import settings
 from rest_framework.test import APIClient
 
 from batchserver.models import ApiKey
@@ -54,15 +53,23 @@ def model(db):
     return register_model(FAKE_MODEL)
 
 
-def request_line(i: int, *, url: str = "/v1/chat/completions", model: str = FAKE_MODEL,
-                 content: str | None = None, **overrides: Any) -> dict[str, Any]:
+def request_line(
+    i: int,
+    *,
+    url: str = "/v1/chat/completions",
+    model: str = FAKE_MODEL,
+    content: str | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
     """One well-formed batch input line; keyword arguments replace top-level keys."""
     line = {
         "custom_id": f"req-{i}",
         "method": "POST",
         "url": url,
-        "body": {"model": model,
-                 "messages": [{"role": "user", "content": content or f"question {i}"}]},
+        "body": {
+            "model": model,
+            "messages": [{"role": "user", "content": content or f"question {i}"}],
+        },
     }
     line.update(overrides)
     return line
@@ -76,12 +83,19 @@ def jsonl(lines: list[dict[str, Any] | str]) -> bytes:
 def upload(client_api) -> Callable[..., dict[str, Any]]:
     """Upload bytes as a file; returns the response JSON (asserting success unless told not to)."""
 
-    def _upload(content: bytes, *, purpose: str = "batch", filename: str = "input.jsonl",
-                client: APIClient | None = None, expect: int = 200) -> dict[str, Any]:
+    def _upload(
+        content: bytes,
+        *,
+        purpose: str = "batch",
+        filename: str = "input.jsonl",
+        client: APIClient | None = None,
+        expect: int = 200,
+    ) -> dict[str, Any]:
         buffer = io.BytesIO(content)
         buffer.name = filename
-        response = (client or client_api).post("/v1/files", {"file": buffer, "purpose": purpose},
-                                               format="multipart")
+        response = (client or client_api).post(
+            "/v1/files", {"file": buffer, "purpose": purpose}, format="multipart"
+        )
         assert response.status_code == expect, response.content
         return response.json()
 
@@ -89,8 +103,9 @@ def upload(client_api) -> Callable[..., dict[str, Any]]:
 
 
 @pytest.fixture
-def create_batch(client_api, upload, model, django_capture_on_commit_callbacks
-                 ) -> Callable[..., dict[str, Any]]:
+def create_batch(
+    client_api, upload, model, django_capture_on_commit_callbacks
+) -> Callable[..., dict[str, Any]]:
     """Upload lines and create a batch over them; its tasks run inline before this returns.
 
     Tasks are enqueued on commit; with Q_CLUSTER sync they run as soon as the commit callbacks
@@ -98,15 +113,25 @@ def create_batch(client_api, upload, model, django_capture_on_commit_callbacks
     transaction.
     """
 
-    def _create(lines: list[dict[str, Any] | str] | bytes, *,
-                endpoint: str = "/v1/chat/completions", **extra: Any) -> dict[str, Any]:
+    def _create(
+        lines: list[dict[str, Any] | str] | bytes,
+        *,
+        endpoint: str = "/v1/chat/completions",
+        **extra: Any,
+    ) -> dict[str, Any]:
         content = lines if isinstance(lines, bytes) else jsonl(lines)
         file = upload(content)
         with django_capture_on_commit_callbacks(execute=True):
-            response = client_api.post("/v1/batches", {"input_file_id": file["id"],
-                                                       "endpoint": endpoint,
-                                                       "completion_window": "24h", **extra},
-                                       format="json")
+            response = client_api.post(
+                "/v1/batches",
+                {
+                    "input_file_id": file["id"],
+                    "endpoint": endpoint,
+                    "completion_window": "24h",
+                    **extra,
+                },
+                format="json",
+            )
         assert response.status_code == 200, response.content
         return client_api.get(f"/v1/batches/{response.json()['id']}").json()
 

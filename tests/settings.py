@@ -1,4 +1,4 @@
-"""Test settings: the project's settings with the fake engine, inline tasks and a private data folder.
+"""Test settings: the fake engine, inline tasks and a private data folder.
 
 Processes started by the end-to-end tests (web server, qcluster) use this module too; they get
 ``Q_SYNC=0`` and the database name from the environment.
@@ -14,7 +14,7 @@ os.environ.setdefault("Q_SYNC", "1")
 os.environ.setdefault("DEBUG", "0")
 
 from batchserver.settings import *  # noqa: E402,F403
-from batchserver.settings import DATABASES, DATA_DIR  # noqa: E402
+from batchserver.settings import DATA_DIR, DATABASES  # noqa: E402
 
 SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = False

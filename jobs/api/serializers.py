@@ -1,5 +1,8 @@
 """Declarative request and response shapes of the Files and Batches API."""
 
+import re
+from typing import Any
+
 from django.conf import settings
 from rest_framework import serializers
 
@@ -13,6 +16,25 @@ MAX_METADATA_VALUE = 512
 class ExpiresAfterSerializer(serializers.Serializer):
     anchor = serializers.ChoiceField(choices=["created_at"])
     seconds = serializers.IntegerField(min_value=3600, max_value=30 * 24 * 3600)
+
+
+_NESTED_FORM_KEY = re.compile(r"^(\w+)(?:\[(\w+)\]|\.(\w+))$")
+
+
+def nest_form_fields(data) -> dict[str, Any]:
+    """Multipart fields with nested objects folded into dicts.
+
+    The OpenAI SDK flattens ``expires_after`` as ``expires_after[anchor]`` and
+    ``expires_after[seconds]``; DRF only reads the dotted form, and would silently drop these.
+    """
+    result: dict[str, Any] = {}
+    for key in data:
+        match = _NESTED_FORM_KEY.match(key)
+        if match and isinstance(result.setdefault(match[1], {}), dict):
+            result[match[1]][match[2] or match[3]] = data[key]
+        else:
+            result[key] = data[key]
+    return result
 
 
 class FileUploadSerializer(serializers.Serializer):

@@ -58,7 +58,7 @@ class FileListCreateView(APIView):
                 code="file_too_large",
                 status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
-        serializer = s.FileUploadSerializer(data=data)
+        serializer = s.FileUploadSerializer(data=s.nest_form_fields(data))
         serializer.is_valid(raise_exception=True)
         upload = serializer.validated_data["file"]
         purpose = serializer.validated_data["purpose"]

@@ -1,4 +1,4 @@
-"""A deterministic, instant engine for orchestration tests and overhead benchmarks; never the default.
+"""A deterministic, instant engine for orchestration tests and overhead benchmarks (never default).
 
 Its answer is derived from the request alone. Fault hooks are markers inside a request's text:
 ``[[fail]]`` answers that request with a 400 error, ``[[crash]]`` fails the whole run like an

@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobs.assembly import close_out
-from jobs.models import Batch, BatchChunk, BatchRequest
+from jobs.models import Batch, BatchChunk, BatchRequest, File
 from jobs.validation import LineError, ParsedLine, check_lines
 from models_registry.services import find_active_model
 
@@ -28,17 +28,22 @@ class _Abort(Exception):
     """Rolls the inserted rows back: the file is invalid, or the batch moved on meanwhile."""
 
 
-def model_error(name: str, endpoint: str) -> str | None:
+def model_error(name: str, endpoint: str) -> tuple[str, str] | None:
+    """(code, message) when the registry cannot serve ``name`` on ``endpoint``."""
     model = find_active_model(name)
     if model is None:
-        return f"model {name!r} is not available on this server."
+        return "model_not_found", f"model {name!r} is not available on this server."
     if endpoint not in model.endpoints:
-        return f"model {name!r} does not serve {endpoint}."
+        return "unsupported_model_endpoint", f"model {name!r} does not serve {endpoint}."
     return None
 
 
 def _check(batch: Batch):
-    handle = batch.input_file.content.open("rb")
+    try:
+        content = batch.input_file.content
+    except File.DoesNotExist:  # the client deleted the input file before the worker read it
+        raise FileNotFoundError(batch.input_file_id) from None
+    handle = content.open("rb")
     return handle, check_lines(
         handle,
         batch.endpoint,
@@ -134,3 +139,16 @@ def settle(batch: Batch) -> None:
         and (timezone.now() - batch.finalizing_at).total_seconds() > settings.BATCH_LEASE_SECONDS
     ):
         close_out(batch, S.COMPLETED)  # the worker that began finalizing died
+
+
+def fail_batch(batch: Batch, code: str, message: str) -> bool:
+    """End a running batch that cannot run at all (its model will not load).
+
+    Lines already finished keep their results; the rest go to the error file with ``code``.
+    """
+    error = {"code": code, "message": message}
+    BatchRequest.objects.filter(batch=batch, status=BatchRequest.Status.PENDING).update(
+        status=BatchRequest.Status.FAILED, error=error
+    )
+    errors = [{**error, "line": None, "param": None}]
+    return close_out(batch, S.FAILED, extra={"errors": errors})

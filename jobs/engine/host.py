@@ -1,0 +1,203 @@
+"""The engine host: one process per loaded model, in its own process group, that dies with us.
+
+The worker starts the host with ``spawn``; the host makes itself a session leader (so it and
+every process the engine starts share one process group), asks the kernel for a signal when the
+worker dies, and watches its parent as a second line of defence. Stopping an engine means
+stopping that whole group and checking that nothing of it is left: vLLM's own children are
+otherwise orphaned when their parent dies (the leak that lost the predecessor 68% of its jobs).
+We only ever signal the group whose leader we started.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+import psutil
+
+from jobs.engine.base import (
+    Backend,
+    EngineError,
+    EngineRequest,
+    EngineResult,
+    ModelLoadError,
+    ModelSpec,
+)
+
+logger = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+LOAD_TIMEOUT = float(os.environ.get("BATCHSERVER_ENGINE_LOAD_TIMEOUT", "900"))
+RUN_TIMEOUT = float(os.environ.get("BATCHSERVER_ENGINE_RUN_TIMEOUT", "1200"))
+STOP_GRACE = float(os.environ.get("BATCHSERVER_ENGINE_STOP_GRACE", "15"))
+
+
+def _backend(kind: str) -> Backend:
+    if kind == "vllm":
+        from jobs.engine.vllm_backend import VLLMBackend
+
+        return VLLMBackend()
+    from jobs.engine.fake import FakeBackend
+
+    return FakeBackend()
+
+
+def _kill_own_group(*_: Any) -> None:
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Two ways to notice the worker's death: the kernel's signal, and a watcher thread."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+    signal.signal(signal.SIGTERM, _kill_own_group)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        _kill_own_group()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    if os.getppid() != parent_pid:
+        _kill_own_group()
+
+
+def host_main(conn: Connection, kind: str, spec: ModelSpec, parent_pid: int) -> None:
+    """Entry point of the host process: load the model, then answer run requests until told."""
+    os.setsid()
+    _die_with_parent(parent_pid)
+    backend = _backend(kind)
+    try:
+        backend.load(spec)
+    except Exception as exc:  # the worker decides what a failed load means
+        conn.send(("load_error", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            op, payload = conn.recv()
+        except EOFError:
+            break
+        if op == "shutdown":
+            break
+        try:
+            conn.send(("results", backend.run(payload)))
+        except Exception as exc:
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    try:
+        backend.shutdown()
+    finally:
+        conn.close()
+
+
+def group_members(pgid: int) -> list[psutil.Process]:
+    """Live processes of a process group (zombies already reaped by nobody are ignored)."""
+    members = []
+    for proc in psutil.process_iter(["pid", "status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                members.append(proc)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return members
+
+
+class HostedBackend(Backend):
+    """A backend that lives in its own host process; this object is the worker's handle on it."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.process: multiprocessing.process.BaseProcess | None = None
+        self.conn: Connection | None = None
+        self.pgid: int | None = None
+
+    def load(self, spec: ModelSpec) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        parent_conn, child_conn = ctx.Pipe()
+        self.process = ctx.Process(
+            target=host_main,
+            name=f"engine-host:{spec.name}",
+            args=(child_conn, self.kind, spec, os.getpid()),
+            daemon=False,
+        )
+        self.process.start()
+        child_conn.close()
+        self.conn, self.pgid = parent_conn, self.process.pid
+        op, payload = self._receive(LOAD_TIMEOUT, f"loading {spec.name}")
+        if op == "load_error":
+            self.shutdown()
+            raise ModelLoadError(payload)
+        logger.info("engine host %s ready with %s", self.pgid, spec.name)
+
+    def run(self, requests: list[EngineRequest]) -> list[EngineResult]:
+        if self.conn is None:
+            raise EngineError("engine host is not running")
+        try:
+            self.conn.send(("run", requests))
+        except (BrokenPipeError, OSError) as exc:
+            self.shutdown()
+            raise EngineError(f"engine host unreachable: {exc}") from exc
+        op, payload = self._receive(RUN_TIMEOUT, f"running {len(requests)} requests")
+        if op == "error":
+            raise EngineError(payload)
+        return payload
+
+    def _receive(self, timeout: float, doing: str) -> tuple[str, Any]:
+        assert self.conn is not None and self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.conn.poll(0.2):
+                    return self.conn.recv()
+            except (EOFError, OSError):
+                pass
+            if not self.process.is_alive():
+                code = self.process.exitcode
+                self.shutdown()
+                raise EngineError(f"engine host died while {doing} (exit code {code})")
+        self.shutdown()
+        raise EngineError(f"engine host did not answer within {timeout:.0f}s while {doing}")
+
+    def shutdown(self) -> None:
+        """Ask politely, then stop the whole group, then check that nothing of it is left."""
+        if self.process is None:
+            return
+        if self.conn is not None and self.process.is_alive():
+            try:
+                self.conn.send(("shutdown", None))
+            except OSError:
+                pass
+            self.process.join(STOP_GRACE)
+        self._stop_group()
+        self.process.join(5)
+        if self.conn is not None:
+            self.conn.close()
+        self.process, self.conn, self.pgid = None, None, None
+
+    def _stop_group(self) -> None:
+        pgid = self.pgid
+        if pgid is None:
+            return
+        for sig, wait in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, 10.0)):
+            if not group_members(pgid):
+                return
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + wait
+            while group_members(pgid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        left = group_members(pgid)
+        if left:
+            raise EngineError(f"engine processes survived SIGKILL: {[p.pid for p in left]}")
