@@ -107,8 +107,6 @@ def _convert_into(gguf_path: Path, out: Path) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-    from transformers import __version__ as transformers_version
-    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
 
     source = dict(
         pretrained_model_name_or_path=str(gguf_path.parent),
@@ -122,27 +120,23 @@ def _convert_into(gguf_path: Path, out: Path) -> None:
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    _load_gguf_weights(model, gguf_path, load_gguf_checkpoint, torch.float32)
+    _load_gguf_weights(model, gguf_path, torch.float32)
     model.hf_quantizer = None
     out.mkdir(parents=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     _check_output(out)
-    marker = {
-        "source": gguf_path.name,
-        "source_bytes": gguf_path.stat().st_size,
-        "dtype": "float32",
-        "transformers": transformers_version,
-    }
-    (out / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n")
+    _write_marker(gguf_path, out)
 
 
-def _load_gguf_weights(model: Any, gguf_path: Path, loader: Any, dtype: Any) -> None:
+def _load_gguf_weights(model: Any, gguf_path: Path, dtype: Any) -> None:
     """Copy the de-quantized GGUF tensors into ``model``; every weight must be accounted for."""
-    tensors = loader(str(gguf_path), return_tensors=True, model_to_load=model, torch_dtype=dtype)[
-        "tensors"
-    ]
-    result = model.load_state_dict(tensors, strict=False)
+    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+
+    parsed = load_gguf_checkpoint(
+        str(gguf_path), return_tensors=True, model_to_load=model, torch_dtype=dtype
+    )
+    result = model.load_state_dict(parsed["tensors"], strict=False)
     # The output projection is tied to the embeddings when the GGUF has no output.weight.
     tied = {"lm_head.weight"} if model.config.tie_word_embeddings else set()
     missing = set(result.missing_keys) - tied
@@ -153,6 +147,19 @@ def _load_gguf_weights(model: Any, gguf_path: Path, loader: Any, dtype: Any) -> 
         )
     model.tie_weights()
     model.eval()
+
+
+def _write_marker(gguf_path: Path, out: Path) -> None:
+    """Record what was converted; its presence is what makes a folder count as complete."""
+    from transformers import __version__ as transformers_version
+
+    marker = {
+        "source": gguf_path.name,
+        "source_bytes": gguf_path.stat().st_size,
+        "dtype": "float32",
+        "transformers": transformers_version,
+    }
+    (out / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n")
 
 
 def _check_output(out: Path) -> None:

@@ -76,6 +76,8 @@ def host_main(conn: Connection, kind: str, spec: ModelSpec, parent_pid: int) -> 
     """Entry point of the host process: load the model, then answer run requests until told."""
     os.setsid()
     _die_with_parent(parent_pid)
+    # huggingface_hub fixes its offline flag when first imported: set it before anything does.
+    os.environ["HF_HUB_OFFLINE"] = "1"
     backend = _backend(kind)
     try:
         backend.load(spec)
