@@ -201,6 +201,8 @@ BATCH_CHUNK_SIZE = env.int("BATCH_CHUNK_SIZE", default=256)
 BATCH_TASK_SLICE_SECONDS = env.float("BATCH_TASK_SLICE_SECONDS", default=30.0)
 # How long a claimed chunk stays leased to its worker without a heartbeat.
 BATCH_LEASE_SECONDS = env.int("BATCH_LEASE_SECONDS", default=600)
+# A model that fails to load is retried after this many seconds, doubling each time (3 tries).
+BATCH_LOAD_BACKOFF_SECONDS = env.float("BATCH_LOAD_BACKOFF_SECONDS", default=5.0)
 BATCH_ALLOW_MIXED_MODELS = env.bool("BATCH_ALLOW_MIXED_MODELS", default=False)
 FILE_DEFAULT_EXPIRES_SECONDS = env.int("FILE_DEFAULT_EXPIRES_SECONDS", default=0)  # 0 = never
 BATCH_OUTPUT_EXPIRES_SECONDS = env.int("BATCH_OUTPUT_EXPIRES_SECONDS", default=30 * 24 * 3600)

@@ -170,6 +170,7 @@ def close_out(
             output_file=files["output"],
             error_file=files["error"],
             **final_counts(batch),
+            **(extra or {}),
         )
         if not moved:
             transaction.set_rollback(True)

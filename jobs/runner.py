@@ -26,7 +26,6 @@ R = BatchRequest.Status
 C = BatchChunk.Status
 MAX_CHUNK_ATTEMPTS = 3
 MAX_LOAD_ATTEMPTS = 3
-LOAD_BACKOFF_SECONDS = 5
 
 
 def worker_id() -> str:
@@ -155,7 +154,9 @@ def _after_load_failure(chunk: BatchChunk, message: str) -> None:
         fail_batch(batch, "model_load_failed", f"Model {batch.model!r} failed to load: {message}")
         return
     # The lease doubles as the back-off: the chunk becomes claimable again when it runs out.
-    backoff = timezone.now() + timedelta(seconds=LOAD_BACKOFF_SECONDS * 2**batch.load_failures)
+    backoff = timezone.now() + timedelta(
+        seconds=settings.BATCH_LOAD_BACKOFF_SECONDS * 2**batch.load_failures
+    )
     BatchChunk.objects.filter(pk=chunk.pk, status=C.LEASED).update(
         leased_until=backoff, attempts=F("attempts") - 1
     )

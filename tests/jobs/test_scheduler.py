@@ -1,0 +1,104 @@
+"""Which chunk a worker claims next, and what happens when a model will not load."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from jobs import tasks
+from jobs.models import Batch, BatchChunk
+from jobs.runner import claim_chunk
+from jobs.services import lifecycle
+from models_registry.services import register_model
+from tests.conftest import FAKE_MODEL, request_line
+
+
+@pytest.fixture
+def queued(api_key, upload, model):
+    """Create validated, not yet run batches: ``queued(model=..., priority=..., age=...)``."""
+    register_model("other-model")
+
+    def _queued(model_name=FAKE_MODEL, priority=0, age=0):
+        file = upload(
+            b"".join(
+                (__import__("json").dumps(request_line(i, model=model_name)) + "\n").encode()
+                for i in range(2)
+            )
+        )
+        batch = Batch.objects.create(
+            owner=api_key[0],
+            input_file_id=file["id"],
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
+            expires_at=timezone.now() + timedelta(hours=24),
+            created_at=timezone.now() - timedelta(seconds=age),
+            priority=priority,
+        )
+        lifecycle.validate_and_split(batch)
+        batch.refresh_from_db()
+        assert batch.status == "in_progress"
+        return batch
+
+    return _queued
+
+
+def test_priority_first_then_loaded_model_then_age(queued):
+    # given an old batch, a newer batch on the loaded model, and a newest high-priority batch
+    oldest = queued(model_name="other-model", age=300)
+    loaded = queued(model_name=FAKE_MODEL, age=100)
+    urgent = queued(model_name="other-model", priority=5, age=0)
+
+    # when a worker with FAKE_MODEL loaded claims chunks one after another
+    order = []
+    for _ in range(3):
+        chunk = claim_chunk("w1", FAKE_MODEL)
+        order.append(chunk.batch_id)
+        BatchChunk.objects.filter(pk=chunk.pk).update(status="done")
+
+    # then priority wins, then the loaded model, then age
+    assert order == [urgent.id, loaded.id, oldest.id]
+
+
+def test_without_a_loaded_model_the_oldest_goes_first(queued):
+    newer = queued(age=10)
+    older = queued(model_name="other-model", age=500)
+    assert claim_chunk("w1", None).batch_id == older.id
+    assert newer.id
+
+
+def test_leased_chunk_is_not_claimed_again_until_its_lease_runs_out(queued):
+    batch = queued()
+    first = claim_chunk("w1", None)
+    assert claim_chunk("w2", None) is None  # the only chunk is leased
+    BatchChunk.objects.filter(pk=first.pk).update(leased_until=timezone.now() - timedelta(1))
+    again = claim_chunk("w2", None)
+    assert again.pk == first.pk and again.worker_id == "w2" and again.attempts == 2
+    assert again.batch_id == batch.id
+
+
+def test_model_that_never_loads_fails_its_batch_and_the_worker_goes_on(
+    settings, queued, client_api
+):
+    # given a model that fails to load, and a healthy batch queued behind it
+    settings.BATCH_LOAD_BACKOFF_SECONDS = 0
+    register_model("broken-model", extra_args={"fake_fail_load": True})
+    broken = queued(model_name="broken-model", age=60)
+    healthy = queued(age=0)
+
+    # when the worker runs
+    tasks.run_work()
+
+    # then the broken batch failed after three load attempts, with a clear error...
+    broken.refresh_from_db()
+    assert broken.status == "failed"
+    assert broken.load_failures == 3
+    assert broken.errors[0]["code"] == "model_load_failed"
+    assert "fails to load" in broken.errors[0]["message"] or "fail" in broken.errors[0]["message"]
+    errors = client_api.get(f"/v1/files/{broken.error_file_id}/content")
+    body = b"".join(errors.streaming_content).decode()
+    assert body.count("model_load_failed") == 2
+    # ...and the healthy batch behind it completed
+    healthy.refresh_from_db()
+    assert healthy.status == "completed"
