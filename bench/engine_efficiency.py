@@ -179,8 +179,11 @@ def main() -> None:
 
 def report(args, direct: list[float], cold: list[float], warm: list[float]) -> None:
     def fmt(values: list[float]) -> str:
-        return f"median {statistics.median(values):7.1f} (min {min(values):.1f}, max {max(values):.1f})"
+        low, high = min(values), max(values)
+        return f"median {statistics.median(values):7.1f} (min {low:.1f}, max {high:.1f})"
 
+    ratio_cold = statistics.median(cold) / statistics.median(direct)
+    ratio_warm = statistics.median(warm) / statistics.median(direct)
     print(
         f"\n{args.requests} chat requests, max_tokens {args.max_tokens}, {args.runs} runs; "
         "output tokens/s"
@@ -188,12 +191,8 @@ def report(args, direct: list[float], cold: list[float], warm: list[float]) -> N
     print(f"  vllm run_batch (load included):   {fmt(direct)}")
     print(f"  server end to end, cold worker:   {fmt(cold)}")
     print(f"  server end to end, warm engine:   {fmt(warm)}")
-    print(
-        f"  ratio server cold / run_batch:    {statistics.median(cold) / statistics.median(direct):.3f}"
-    )
-    print(
-        f"  ratio server warm / run_batch:    {statistics.median(warm) / statistics.median(direct):.3f}"
-    )
+    print(f"  ratio server cold / run_batch:    {ratio_cold:.3f}")
+    print(f"  ratio server warm / run_batch:    {ratio_warm:.3f}")
 
 
 if __name__ == "__main__":
