@@ -31,3 +31,4 @@ urlpatterns = [
 admin.site.site_header = "batchserver"
 admin.site.site_title = "batchserver admin"
 admin.site.index_title = "Operations"
+admin.site.site_url = "/api/docs/"

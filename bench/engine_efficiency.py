@@ -146,7 +146,8 @@ def main() -> None:
     _cluster.ensure_database(env["DATABASE_URL"])
     key = _cluster.prepare(env)
     _cluster.manage("setup_default_model", env=env)
-    model_path = str(Path(env["BATCHSERVER_DATA_DIR"]) / "models" / "SmolLM2-135M-Instruct")
+    models = env.get("BATCHSERVER_MODELS_DIR") or Path(env["BATCHSERVER_DATA_DIR"]) / "models"
+    model_path = str(Path(models) / "SmolLM2-135M-Instruct")
     log_dir = Path(tempfile.mkdtemp(prefix="bench-engine-"))
     web, url = _cluster.start_web(env, log_dir)
     client = OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)

@@ -1,19 +1,26 @@
 """Operator console for files, batches and their requests. The API owns the data: read-only."""
 
 from django.contrib import admin, messages
-from django.urls import reverse
+from django.http import FileResponse, Http404
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from batchserver.api.errors import ApiError
 from jobs.models import Batch, BatchChunk, BatchRequest, File, InvalidTransition
 from jobs.services import batches as batch_services
+from jobs.services import files as file_services
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    """The API owns these rows: operators look, and act only through actions that call services."""
+
     def has_add_permission(self, request, obj=None):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 
@@ -39,6 +46,40 @@ class FileAdmin(ReadOnlyAdmin):
     list_filter = ("purpose", "created_at")
     search_fields = ("id", "filename", "owner__name")
     date_hierarchy = "created_at"
+    exclude = ("content",)
+    readonly_fields = ("download",)
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.has_perm("jobs.delete_file")
+
+    def delete_model(self, request, obj):
+        file_services.delete_file(obj)
+
+    def delete_queryset(self, request, queryset):
+        for file in queryset:
+            file_services.delete_file(file)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.download_view)
+        return [
+            path("<str:file_id>/download/", view, name="jobs_file_download"),
+            *super().get_urls(),
+        ]
+
+    def download_view(self, request, file_id: str):
+        file = File.objects.filter(pk=file_id).first()
+        if file is None or not self.has_view_permission(request, file):
+            raise Http404("No such file.")
+        try:
+            handle = file.content.open("rb")
+        except FileNotFoundError:
+            raise Http404("The file's content is missing.") from None
+        return FileResponse(handle, as_attachment=True, filename=file.filename)
+
+    @admin.display(description="content")
+    def download(self, obj: File) -> str:
+        url = reverse("admin:jobs_file_download", args=[obj.pk])
+        return format_html('<a href="{}">Download {}</a> ({} bytes)', url, obj.filename, obj.bytes)
 
 
 @admin.register(Batch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing.util
 
 from django.conf import settings
 
@@ -78,4 +79,8 @@ def get_engine() -> EngineManager:
         if _manager is not None:
             _manager.shutdown()
         _manager = EngineManager(settings.BATCHSERVER_ENGINE)
+        # At exit, multiprocessing joins non-daemonic children such as the engine host, which
+        # would wait forever. Its exit hook runs finalizers first (also in a django-q2 worker
+        # process, where atexit handlers never run): stop the engine there.
+        multiprocessing.util.Finalize(None, _manager.shutdown, exitpriority=10)
     return _manager

@@ -1,0 +1,55 @@
+"""Tiny runs of the benchmark scripts, so they keep working (figures are not checked)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_script(name: str, *args: str, tmp_path: Path, timeout: int = 900) -> str:
+    # Not the test settings' environment (inline tasks, fake engine): what a user's shell has.
+    test_only = {"Q_SYNC", "BATCHSERVER_ENGINE", "DEBUG", "DJANGO_SETTINGS_MODULE"}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("PYTEST_") and k not in test_only
+    }
+    env.update(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'bench.sqlite3'}",
+        BATCHSERVER_DATA_DIR=str(tmp_path / "data"),
+        BATCHSERVER_MODELS_DIR=os.environ.get("BATCHSERVER_MODELS_DIR", ""),
+        DJANGO_SETTINGS_MODULE="batchserver.settings",
+    )
+    if not env["BATCHSERVER_MODELS_DIR"]:
+        from django.conf import settings
+
+        env["BATCHSERVER_MODELS_DIR"] = str(settings.MODELS_DIR)
+    result = subprocess.run(
+        [sys.executable, f"bench/{name}", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.mark.engine
+def test_engine_efficiency_smoke(tmp_path):
+    out = run_script(
+        "engine_efficiency.py",
+        "--requests",
+        "4",
+        "--runs",
+        "1",
+        "--max-tokens",
+        "8",
+        tmp_path=tmp_path,
+    )
+    assert "ratio server cold / run_batch" in out
