@@ -199,8 +199,11 @@ BATCH_ENDPOINTS = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"]
 BATCH_CHUNK_SIZE = env.int("BATCH_CHUNK_SIZE", default=256)
 # A task keeps claiming chunks for up to this many seconds, then hands over to a new task.
 BATCH_TASK_SLICE_SECONDS = env.float("BATCH_TASK_SLICE_SECONDS", default=30.0)
-# How long a claimed chunk stays leased to its worker without a heartbeat.
-BATCH_LEASE_SECONDS = env.int("BATCH_LEASE_SECONDS", default=600)
+# How long a claimed chunk stays leased without a heartbeat from its worker; the heartbeat
+# (every WORKER_HEARTBEAT_SECONDS) extends the leases of the chunks a live worker holds, so a
+# dead worker's chunk is claimable again after at most this long.
+BATCH_LEASE_SECONDS = env.int("BATCH_LEASE_SECONDS", default=60)
+WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=5.0)
 # A model that fails to load is retried after this many seconds, doubling each time (3 tries).
 BATCH_LOAD_BACKOFF_SECONDS = env.float("BATCH_LOAD_BACKOFF_SECONDS", default=5.0)
 BATCH_ALLOW_MIXED_MODELS = env.bool("BATCH_ALLOW_MIXED_MODELS", default=False)

@@ -29,15 +29,16 @@ MAX_LOAD_ATTEMPTS = 3
 
 
 def worker_id() -> str:
+    """host:pid, the id this process's heartbeat reports under."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def runnable_chunks():
     """Chunks a worker may claim: pending, or leased to a worker whose lease ran out."""
     now = timezone.now()
-    return BatchChunk.objects.filter(batch__status=Batch.Status.IN_PROGRESS).filter(
-        Q(status=C.PENDING) | Q(status=C.LEASED, leased_until__lt=now)
-    )
+    return BatchChunk.objects.filter(
+        batch__status=Batch.Status.IN_PROGRESS, batch__paused=False
+    ).filter(Q(status=C.PENDING) | Q(status=C.LEASED, leased_until__lt=now))
 
 
 def claim_chunk(worker: str, loaded_model: str | None) -> BatchChunk | None:
@@ -67,8 +68,11 @@ def claim_chunk(worker: str, loaded_model: str | None) -> BatchChunk | None:
     return chunk
 
 
-def run_chunk(chunk: BatchChunk) -> None:
-    """Run the pending requests of a leased chunk and commit what the engine answered."""
+def run_chunk(chunk: BatchChunk) -> tuple[int, int]:
+    """Run the pending requests of a leased chunk and commit what the engine answered.
+
+    Returns how many requests were written and their output tokens.
+    """
     batch = chunk.batch
     rows = list(
         BatchRequest.objects.filter(batch=batch, chunk=chunk.index, status=R.PENDING)
@@ -77,11 +81,11 @@ def run_chunk(chunk: BatchChunk) -> None:
     )
     if not rows:
         _mark_done(chunk)
-        return
+        return 0, 0
     model = find_active_model(batch.model)
     if model is None:
         _fail_rows(chunk, rows, "model_not_found", f"Model {batch.model!r} is not registered.")
-        return
+        return 0, 0
     try:
         # A chunk that already crashed the engine once is run in halves until the request
         # that keeps crashing it stands alone.
@@ -89,14 +93,15 @@ def run_chunk(chunk: BatchChunk) -> None:
     except ModelLoadError as exc:
         logger.error("batch %s: model %s failed to load: %s", batch.id, batch.model, exc)
         _after_load_failure(chunk, str(exc))
-        return
+        return 0, 0
     except EngineError as exc:
         logger.warning("batch %s chunk %s: engine failed: %s", batch.id, chunk.index, exc)
         _retry_or_fail(chunk, rows, "engine_error", str(exc))
-        return
-    record_results(chunk, rows, results)
+        return 0, 0
+    written = record_results(chunk, rows, results)
     if batch.load_failures:
         Batch.objects.filter(pk=batch.pk).update(load_failures=0)
+    return written, sum(r.output_tokens for r in results)
 
 
 def _run(spec, endpoint: str, rows: list[BatchRequest], isolate: bool) -> list[EngineResult]:

@@ -10,6 +10,7 @@ from django_q.tasks import async_task
 
 from jobs import runner
 from jobs.engine.manager import get_engine
+from jobs.heartbeat import get_heartbeat
 from jobs.models import Batch
 from jobs.services import files, lifecycle
 
@@ -41,16 +42,21 @@ def run_work() -> int:
     Between chunks the choice is made again, so a cancel, an expiry or a higher-priority batch
     takes effect at the next chunk boundary.
     """
-    worker = runner.worker_id()
+    heartbeat = get_heartbeat()
+    engine = get_engine()
     deadline = time.monotonic() + settings.BATCH_TASK_SLICE_SECONDS
     done = 0
     while time.monotonic() < deadline:
-        chunk = runner.claim_chunk(worker, get_engine().loaded_model)
+        chunk = runner.claim_chunk(heartbeat.worker_id, engine.loaded_model)
         if chunk is None:
             break
-        runner.run_chunk(chunk)
+        heartbeat.working_on(chunk.batch_id, chunk.index, engine.loaded_model)
+        started = time.monotonic()
+        written, tokens = runner.run_chunk(chunk)
+        heartbeat.finished_chunk(written, tokens, time.monotonic() - started)
         settle_batch(chunk.batch_id)
         done += 1
+    heartbeat.idle(engine.loaded_model)
     if done and runner.runnable_chunks().exists():
         async_task("jobs.tasks.run_work")
     return done

@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 S = Batch.Status
 INSERT_BATCH = 2000
 MAX_REPORTED_ERRORS = 1000
+# A batch still finalizing after this long lost its worker mid-assembly: assemble again.
+FINALIZE_STALE_SECONDS = 600
 
 
 class _Abort(Exception):
@@ -136,7 +138,7 @@ def settle(batch: Batch) -> None:
     elif (
         batch.status == S.FINALIZING
         and batch.finalizing_at
-        and (timezone.now() - batch.finalizing_at).total_seconds() > settings.BATCH_LEASE_SECONDS
+        and (timezone.now() - batch.finalizing_at).total_seconds() > FINALIZE_STALE_SECONDS
     ):
         close_out(batch, S.COMPLETED)  # the worker that began finalizing died
 

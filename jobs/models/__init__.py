@@ -1,0 +1,17 @@
+"""The jobs app's models, one module per concept."""
+
+from jobs.models.batches import Batch, BatchChunk, BatchQuerySet, BatchRequest, InvalidTransition
+from jobs.models.files import File, FileQuerySet, file_upload_to
+from jobs.models.workers import Worker
+
+__all__ = [
+    "Batch",
+    "BatchChunk",
+    "BatchQuerySet",
+    "BatchRequest",
+    "File",
+    "FileQuerySet",
+    "InvalidTransition",
+    "Worker",
+    "file_upload_to",
+]

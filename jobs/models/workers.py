@@ -1,0 +1,57 @@
+"""Worker processes: who is alive, what each runs, what each has loaded."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class WorkerQuerySet(models.QuerySet):
+    def alive(self) -> WorkerQuerySet:
+        return self.filter(last_heartbeat__gte=timezone.now() - Worker.stale_after())
+
+    def gone(self) -> WorkerQuerySet:
+        return self.filter(last_heartbeat__lt=timezone.now() - Worker.stale_after())
+
+
+class Worker(models.Model):
+    """One worker process (one per GPU), updated by its heartbeat every few seconds."""
+
+    class State(models.TextChoices):
+        IDLE = "idle"
+        LOADING = "loading"
+        RUNNING = "running"
+        STOPPED = "stopped"
+
+    worker_id = models.CharField(max_length=100, unique=True, help_text="host:pid")
+    hostname = models.CharField(max_length=100)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    last_heartbeat = models.DateTimeField(default=timezone.now, db_index=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.IDLE)
+    loaded_model = models.CharField(max_length=200, blank=True)
+    current_batch_id = models.CharField(max_length=40, blank=True)
+    current_chunk = models.PositiveIntegerField(null=True, blank=True)
+    requests_done = models.BigIntegerField(default=0)
+    output_tokens_done = models.BigIntegerField(default=0)
+    recent_output_tokens_per_second = models.FloatField(null=True, blank=True)
+    gpu = models.JSONField(null=True, blank=True, help_text="Memory, utilisation, temperature.")
+
+    objects = WorkerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-last_heartbeat"]
+
+    def __str__(self) -> str:
+        return f"{self.worker_id} ({self.state})"
+
+    @staticmethod
+    def stale_after() -> timedelta:
+        return timedelta(seconds=settings.WORKER_HEARTBEAT_SECONDS * 3)
+
+    @property
+    def is_alive(self) -> bool:
+        return self.last_heartbeat >= timezone.now() - self.stale_after()
