@@ -1,24 +1,60 @@
 """Operator console for API keys: issue, revoke, see when each was last used."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
 from batchserver.models import ApiKey
 
 
+class ApiKeyForm(forms.ModelForm):
+    webhook_url = forms.URLField(
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        help_text="Default webhook URL for this key's batches.",
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ("name", "expires_at", "webhook_url")
+
+    def clean_webhook_url(self) -> str:
+        from jobs import net  # the outbound-URL guard lives with the webhooks that use it
+
+        url = self.cleaned_data.get("webhook_url", "")
+        if url:
+            try:
+                net.check_url(url)
+            except net.UnsafeURL as exc:
+                raise forms.ValidationError(f"Not allowed: {exc}.") from None
+        return url
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyForm
     list_display = ("name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at")
     list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
     search_fields = ("name", "prefix")
-    readonly_fields = ("prefix", "created_at", "last_used_at", "revoked_at")
-    fields = ("name", "prefix", "expires_at", "created_at", "last_used_at", "revoked_at")
-    actions = ["revoke_keys"]
+    readonly_fields = ("prefix", "created_at", "last_used_at", "revoked_at", "webhook_secret")
+    fields = (
+        "name",
+        "prefix",
+        "expires_at",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+        "webhook_url",
+        "webhook_secret",
+    )
+    actions = ["revoke_keys", "rotate_webhook_secrets"]
 
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)
         key, raw = ApiKey.issue(obj.name, expires_at=obj.expires_at)
+        ApiKey.objects.filter(pk=key.pk).update(webhook_url=obj.webhook_url)
         obj.pk = key.pk
         obj.refresh_from_db()
         messages.warning(request, f"New API key (shown once, copy it now): {raw}")
@@ -27,3 +63,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke_keys(self, request, queryset):
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {count} key(s).")
+
+    @admin.action(description="Rotate the webhook signing secret of selected keys")
+    def rotate_webhook_secrets(self, request, queryset):
+        for key in queryset:
+            key.rotate_webhook_secret()
+        self.message_user(request, f"New webhook secrets for {queryset.count()} key(s).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 
@@ -14,6 +15,11 @@ KEY_PREFIX = "sk-bs-"
 def hash_key(raw_key: str) -> str:
     """Keys are 256-bit random strings, so one SHA-256 is enough to keep them safe at rest."""
     return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks signing secret: ``whsec_`` + base64 of 24 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 class ApiKeyQuerySet(models.QuerySet):
@@ -34,6 +40,11 @@ class ApiKey(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    webhook_url = models.URLField(
+        max_length=500, blank=True, help_text="Default webhook URL for this key's batches."
+    )
+    # Kept in clear: signing needs it. Shown to operators in the admin, who hand it to the client.
+    webhook_secret = models.CharField(max_length=64, default=new_webhook_secret, editable=False)
 
     objects = ApiKeyQuerySet.as_manager()
 
@@ -56,6 +67,12 @@ class ApiKey(models.Model):
     @classmethod
     def find(cls, raw_key: str) -> ApiKey | None:
         return cls.objects.usable().filter(hashed_key=hash_key(raw_key)).first()
+
+    def rotate_webhook_secret(self) -> str:
+        """Replace the webhook signing secret; later attempts and replays sign with the new one."""
+        self.webhook_secret = new_webhook_secret()
+        ApiKey.objects.filter(pk=self.pk).update(webhook_secret=self.webhook_secret)
+        return self.webhook_secret
 
     def revoke(self) -> None:
         ApiKey.objects.filter(pk=self.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())

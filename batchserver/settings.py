@@ -4,9 +4,13 @@ With nothing set, the server runs on SQLite inside a local data folder; ``DATABA
 at PostgreSQL. Every variable is documented in ``.env.example``.
 """
 
+import re
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from batchserver.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -52,7 +56,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "batchserver.correlation.CorrelationIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "batchserver.middleware.RejectNulBytesMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -147,6 +153,9 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Preloading is a commitment for the whole domain (and its subdomains) that only its operator
+# can make, so it stays opt-in and `check --deploy` does not warn about it.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
@@ -164,6 +173,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
     ],
     "EXCEPTION_HANDLER": "batchserver.api.errors.openai_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["batchserver.throttling.ApiKeyRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -187,7 +197,14 @@ SPECTACULAR_SETTINGS = {
         "securitySchemes": {"ApiKey": {"type": "http", "scheme": "bearer"}},
     },
     "SECURITY": [{"ApiKey": []}],
+    # The bearer scheme above documents ApiKeyAuthentication; without this spectacular would
+    # also try (and warn, failing `check --deploy`) to derive a scheme from the class itself.
+    "AUTHENTICATION_WHITELIST": [],
 }
+# Requests each API key may make: "<count>/<sec|min|hour|day>"; "off" disables throttling.
+API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="600/min")
+if not re.fullmatch(r"|off|0|\d+/(s|sec|second|m|min|minute|h|hour|d|day)", API_THROTTLE_RATE):
+    raise ImproperlyConfigured(f"API_THROTTLE_RATE={API_THROTTLE_RATE!r}: use e.g. 600/min or off")
 
 # --- Batches ---------------------------------------------------------------------------------
 BATCH_MAX_FILE_BYTES = env.int("BATCH_MAX_FILE_BYTES", default=200 * 1024 * 1024)
@@ -209,6 +226,22 @@ BATCH_LOAD_BACKOFF_SECONDS = env.float("BATCH_LOAD_BACKOFF_SECONDS", default=5.0
 BATCH_ALLOW_MIXED_MODELS = env.bool("BATCH_ALLOW_MIXED_MODELS", default=False)
 FILE_DEFAULT_EXPIRES_SECONDS = env.int("FILE_DEFAULT_EXPIRES_SECONDS", default=0)  # 0 = never
 BATCH_OUTPUT_EXPIRES_SECONDS = env.int("BATCH_OUTPUT_EXPIRES_SECONDS", default=30 * 24 * 3600)
+
+# --- Webhooks --------------------------------------------------------------------------------
+# Attempts per message before it becomes a dead letter (listed and replayable).
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+# Seconds to connect, send and wait for an answer, per attempt.
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Back-off after failed attempt n: min(initial * exp_base**(n-1) + uniform(0, jitter), max).
+# Defaults: ~10 s, 30 s, 1.5 min, 4.5 min, 13.5 min, 40 min, 2 h (about 3 h in all).
+WEBHOOK_RETRY_INITIAL_SECONDS = env.float("WEBHOOK_RETRY_INITIAL_SECONDS", default=10.0)
+WEBHOOK_RETRY_EXP_BASE = env.float("WEBHOOK_RETRY_EXP_BASE", default=3.0)
+WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=6 * 3600.0)
+WEBHOOK_RETRY_JITTER_SECONDS = env.float("WEBHOOK_RETRY_JITTER_SECONDS", default=5.0)
+# Allow webhook URLs on loopback, private, link-local and unique-local addresses (development,
+# or receivers inside the operator's own network). Metadata, multicast and reserved addresses
+# stay refused.
+WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=False)
 
 # --- Engine ----------------------------------------------------------------------------------
 # "vllm" (the real engine, default) or "fake" (deterministic, for orchestration tests only).
@@ -239,11 +272,7 @@ if env.str("REDIS_URL", default=""):
     Q_CLUSTER.pop("orm")
     Q_CLUSTER["redis"] = env.str("REDIS_URL")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# Structured logs: "json" (one object per line, the default unless DEBUG) or "plain"; every
+# record carries the correlation id of its API request or batch (see docs/operations.md).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+LOGGING = logging_config(LOG_FORMAT, env.str("LOG_LEVEL", default="INFO"))

@@ -6,6 +6,8 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from batchserver.api.errors import json_error
+from jobs import metrics
+from jobs.ops_views import reset_stuck_jobs_view, restart_worker_view
 
 
 def healthz(request):
@@ -20,6 +22,9 @@ urlpatterns = [
     path("v1/", include("jobs.api.urls")),
     path("v1/", include("models_registry.api.urls")),
     re_path(r"^v1/(?P<rest>.*)$", api_not_found),
+    path("admin/ops/", include("jobs.pages.urls")),  # operator pages, staff-only
+    path("admin/reset-stuck-jobs", reset_stuck_jobs_view, name="reset-stuck-jobs"),
+    path("admin/restart-worker", restart_worker_view, name="restart-worker"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
@@ -27,6 +32,13 @@ urlpatterns = [
     path("healthz", healthz),
     path("", include("django_prometheus.urls")),
 ]
+
+# batch_* series computed from the database at scrape time (jobs/metrics.py): registered by the
+# web process, which is the one that serves /metrics.
+metrics.register()
+
+# A database outage noticed outside a view (session middleware) is a 503 too.
+handler500 = "batchserver.middleware.server_error"
 
 admin.site.site_header = "batchserver"
 admin.site.site_title = "batchserver admin"

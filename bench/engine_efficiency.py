@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -135,6 +136,8 @@ def server_batch(client: OpenAI, lines: list[dict]) -> tuple[float, int]:
 
 
 def main() -> None:
+    # Ctrl-C or SIGTERM still runs the clean-up below (servers are stopped, nothing left).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=256)
     parser.add_argument("--runs", type=int, default=3)

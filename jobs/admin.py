@@ -6,9 +6,12 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from batchserver.api.errors import ApiError
-from jobs.models import Batch, BatchChunk, BatchRequest, File, InvalidTransition
+from jobs.models import Batch, BatchChunk, BatchRequest, File, InvalidTransition, WebhookDelivery
 from jobs.services import batches as batch_services
 from jobs.services import files as file_services
+
+# The admin index links to the operator pages (queue, history, workers: jobs/pages/).
+admin.site.index_template = "ops/admin_index.html"
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -155,3 +158,45 @@ class BatchChunkAdmin(ReadOnlyAdmin):
     list_display = ("batch", "index", "size", "status", "worker_id", "leased_until", "attempts")
     list_filter = ("status",)
     search_fields = ("batch__id", "worker_id")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    """Webhook messages and dead letters; "replay" sends one again with the same webhook-id."""
+
+    list_display = (
+        "id",
+        "event_type",
+        "batch",
+        "status",
+        "attempts",
+        "last_status_code",
+        "short_error",
+        "next_attempt_at",
+        "created_at",
+        "delivered_at",
+    )
+    list_filter = ("status", "event_type", "created_at")
+    search_fields = ("id", "batch__id", "url", "batch__owner__name")
+    list_select_related = ("batch",)
+    date_hierarchy = "created_at"
+    actions = ["replay_deliveries"]
+
+    @admin.display(description="last error")
+    def short_error(self, obj) -> str:
+        return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error
+
+    @admin.action(description="Replay selected webhook deliveries (same webhook-id)")
+    def replay_deliveries(self, request, queryset):
+        from jobs import webhooks
+
+        replayed, refused = 0, []
+        for delivery in queryset.select_related("batch__owner"):
+            try:
+                webhooks.replay(delivery)
+                replayed += 1
+            except ApiError:
+                refused.append(delivery.id)
+        self.message_user(request, f"Replaying {replayed} webhook delivery(ies).")
+        if refused:
+            self.message_user(request, "Still pending: " + ", ".join(refused), messages.WARNING)

@@ -7,6 +7,7 @@ id, so a re-run after a crash overwrites its own half-finished attempt instead o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -96,7 +97,11 @@ def _publish(batch: Batch, kind: str, tmp_path: str, lines: int) -> File:
         with open(tmp_path, "rb") as handle:
             file.content.name = storage.save(name, DjangoFile(handle))
         os.unlink(tmp_path)
-    file.save(force_insert=True)
+    try:
+        file.save(force_insert=True)
+    except BaseException:
+        storage.delete(file.content.name)  # nothing in storage that no row points to
+        raise
     return file
 
 
@@ -124,13 +129,22 @@ def assemble_files(batch: Batch) -> dict[str, File | None]:
             handle.flush()
             os.fsync(handle.fileno())
             handle.close()
-        return {
-            kind: _publish(batch, kind, handles[kind].name, counts[kind]) if counts[kind] else None
-            for kind in handles
-        }
+        published: dict[str, File | None] = {}
+        try:
+            for kind, handle in handles.items():
+                lines = counts[kind]
+                published[kind] = _publish(batch, kind, handle.name, lines) if lines else None
+        except BaseException:
+            # Both files or neither: an output file without its error file is never registered.
+            for file in filter(None, published.values()):
+                file.content.delete(save=False)
+                file.delete()
+            raise
+        return published
     finally:
         for handle in handles.values():
-            handle.close()
+            with contextlib.suppress(OSError):  # on a full disk, closing fails to flush too
+                handle.close()
             if os.path.exists(handle.name):
                 os.unlink(handle.name)
 

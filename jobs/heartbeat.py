@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
+from jobs.gpu import gpu_stats
 from jobs.models import BatchChunk, Worker
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class Heartbeat:
                 "requests_done": self.requests_done,
                 "output_tokens_done": self.tokens_done,
                 "recent_output_tokens_per_second": self.recent_tps,
+                "gpu": gpu_stats(),
             },
         )
         lease = now + timedelta(seconds=settings.BATCH_LEASE_SECONDS)

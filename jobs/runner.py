@@ -19,6 +19,7 @@ from jobs.engine.base import EngineError, EngineRequest, EngineResult, ModelLoad
 from jobs.engine.manager import get_engine
 from jobs.ids import new_id
 from jobs.models import Batch, BatchChunk, BatchRequest
+from jobs.services.recovery import db_retry
 from models_registry.services import find_active_model
 
 logger = logging.getLogger(__name__)
@@ -33,14 +34,23 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def runnable_chunks():
-    """Chunks a worker may claim: pending, or leased to a worker whose lease ran out."""
+def runnable_chunks(also_leased_to: str | None = None):
+    """Chunks a worker may claim: pending, or leased to a worker whose lease ran out.
+
+    ``also_leased_to``: a worker claiming takes back chunks still leased to itself. It runs one
+    chunk at a time, so such a chunk was orphaned by a task of its own that died (or by a claim
+    whose commit it never heard back about), and its heartbeat would extend that lease forever.
+    """
     now = timezone.now()
+    claimable = Q(status=C.PENDING) | Q(status=C.LEASED, leased_until__lt=now)
+    if also_leased_to:
+        claimable |= Q(status=C.LEASED, worker_id=also_leased_to)
     return BatchChunk.objects.filter(
         batch__status=Batch.Status.IN_PROGRESS, batch__paused=False
-    ).filter(Q(status=C.PENDING) | Q(status=C.LEASED, leased_until__lt=now))
+    ).filter(claimable)
 
 
+@db_retry("claiming a chunk")
 def claim_chunk(worker: str, loaded_model: str | None) -> BatchChunk | None:
     """Lease the next chunk: highest priority, then the model already loaded, then oldest."""
     prefers_loaded = Case(
@@ -50,7 +60,7 @@ def claim_chunk(worker: str, loaded_model: str | None) -> BatchChunk | None:
     )
     with transaction.atomic():
         chunk = (
-            runnable_chunks()
+            runnable_chunks(also_leased_to=worker)
             .select_for_update(skip_locked=True, of=("self",))
             .annotate(prefers_loaded=prefers_loaded)
             .order_by(
@@ -64,8 +74,7 @@ def claim_chunk(worker: str, loaded_model: str | None) -> BatchChunk | None:
         BatchChunk.objects.filter(pk=chunk.pk).update(
             status=C.LEASED, worker_id=worker, leased_until=lease, attempts=F("attempts") + 1
         )
-    chunk.refresh_from_db()
-    return chunk
+    return BatchChunk.objects.select_related("batch").get(pk=chunk.pk)
 
 
 def run_chunk(chunk: BatchChunk) -> tuple[int, int]:
@@ -74,15 +83,11 @@ def run_chunk(chunk: BatchChunk) -> tuple[int, int]:
     Returns how many requests were written and their output tokens.
     """
     batch = chunk.batch
-    rows = list(
-        BatchRequest.objects.filter(batch=batch, chunk=chunk.index, status=R.PENDING)
-        .only("id", "custom_id", "body")
-        .order_by("line")
-    )
+    rows = _pending_rows(chunk)
     if not rows:
         _mark_done(chunk)
         return 0, 0
-    model = find_active_model(batch.model)
+    model = db_retry("looking up the model")(find_active_model)(batch.model)
     if model is None:
         _fail_rows(chunk, rows, "model_not_found", f"Model {batch.model!r} is not registered.")
         return 0, 0
@@ -102,6 +107,15 @@ def run_chunk(chunk: BatchChunk) -> tuple[int, int]:
     if batch.load_failures:
         Batch.objects.filter(pk=batch.pk).update(load_failures=0)
     return written, sum(r.output_tokens for r in results)
+
+
+@db_retry("reading a chunk's requests")
+def _pending_rows(chunk: BatchChunk) -> list[BatchRequest]:
+    return list(
+        BatchRequest.objects.filter(batch_id=chunk.batch_id, chunk=chunk.index, status=R.PENDING)
+        .only("id", "custom_id", "body")
+        .order_by("line")
+    )
 
 
 def _run(spec, endpoint: str, rows: list[BatchRequest], isolate: bool) -> list[EngineResult]:
@@ -159,11 +173,12 @@ def _after_load_failure(chunk: BatchChunk, message: str) -> None:
         fail_batch(batch, "model_load_failed", f"Model {batch.model!r} failed to load: {message}")
         return
     # The lease doubles as the back-off: the chunk becomes claimable again when it runs out.
+    # Leased to no worker, so that no heartbeat extends it and no worker takes it back early.
     backoff = timezone.now() + timedelta(
         seconds=settings.BATCH_LOAD_BACKOFF_SECONDS * 2**batch.load_failures
     )
     BatchChunk.objects.filter(pk=chunk.pk, status=C.LEASED).update(
-        leased_until=backoff, attempts=F("attempts") - 1
+        leased_until=backoff, attempts=F("attempts") - 1, worker_id=""
     )
     Batch.objects.filter(pk=chunk.batch_id).update(
         note=f"model load attempt {batch.load_failures} failed: {message}"
@@ -191,6 +206,7 @@ def _mark_done(chunk: BatchChunk) -> None:
     BatchChunk.objects.filter(pk=chunk.pk).update(status=C.DONE, leased_until=None)
 
 
+@db_retry("writing a chunk's results")
 def record_results(chunk: BatchChunk, rows: list[BatchRequest], results: list[EngineResult]) -> int:
     """Write results for rows still pending, in one transaction; returns how many were written.
 

@@ -64,7 +64,21 @@ def _decode(number: int, raw: bytes) -> dict[str, Any] | LineError:
             number,
             f"Line {number} must be a JSON object, not {type(value).__name__}.",
         )
+    if "\\u0000" in text and _holds_nul(value):  # PostgreSQL cannot store one
+        return LineError(
+            "invalid_json_line", number, f"Line {number} contains a NUL (\\u0000) character."
+        )
     return value
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def _check_envelope(number: int, obj: dict[str, Any], endpoint: str) -> LineError | None:

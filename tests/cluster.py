@@ -226,3 +226,69 @@ def running_cluster(log_dir: Path, **env_overrides: str) -> Iterator[LiveCluster
     leftovers = {p.name: [m.pid for m in p.members()] for p in started if p.members()}
     assert not leftovers, f"processes left behind: {leftovers}"
     assert all(graceful.values()), f"needed more than SIGTERM to the leader: {graceful}"
+
+
+@contextlib.contextmanager
+def extra_worker(
+    cluster: LiveCluster, log_dir: Path, name: str = "worker-2"
+) -> Iterator[ClusterProcess]:
+    """One more ``manage.py qcluster`` (with its own engine) on the cluster's database and broker.
+
+    Stopped like the others: SIGTERM to its leader, then its group; nothing of it may remain.
+    """
+    worker = _start(name, [sys.executable, "manage.py", "qcluster"], cluster.env, log_dir)
+    try:
+        _wait_until(
+            lambda: bool(QCLUSTER_RUNNING.search(worker.log_path.read_text(errors="replace"))),
+            worker,
+            "'Q Cluster … running' line",
+        )
+    except BaseException:
+        worker.stop()
+        raise
+    try:
+        yield worker
+    finally:
+        graceful = worker.stop()
+    assert not worker.members(), f"{name} left processes behind"
+    assert graceful, f"{name} needed more than SIGTERM to its leader"
+
+
+def start_worker(env: dict[str, str], log_dir: Path, name: str) -> ClusterProcess:
+    """Start a ``manage.py qcluster`` with ``env`` and wait for its 'running' line."""
+    worker = _start(name, [sys.executable, "manage.py", "qcluster"], env, log_dir)
+    try:
+        _wait_until(
+            lambda: bool(QCLUSTER_RUNNING.search(worker.log_path.read_text(errors="replace"))),
+            worker,
+            "'Q Cluster … running' line",
+        )
+    except BaseException:
+        worker.stop()
+        raise
+    return worker
+
+
+def kill_group(process: ClusterProcess, timeout: float = 10.0) -> list[int]:
+    """SIGKILL a started process's whole group at once (a crash, not a stop).
+
+    Returns the pids of the group's processes still alive after ``timeout`` (should be none).
+    """
+    members = process.members()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pgid, signal.SIGKILL)
+    process.popen.wait(timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = [p for p in members if _alive(p)] + process.members()
+        if not alive:
+            return []
+        time.sleep(0.05)
+    return sorted({p.pid for p in alive})
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

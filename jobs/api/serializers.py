@@ -6,6 +6,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
+from jobs import net
 from jobs.models import File
 
 MAX_METADATA_PAIRS = 16
@@ -55,6 +56,10 @@ def validate_metadata(value):
     for key, item in value.items():
         if not isinstance(item, str):
             raise serializers.ValidationError(f"metadata value of {key!r} must be a string.")
+        if "\x00" in key or "\x00" in item:  # PostgreSQL's jsonb cannot store one
+            raise serializers.ValidationError(
+                "metadata must not contain NUL characters.", code="null_characters_not_allowed"
+            )
         if len(key) > MAX_METADATA_KEY:
             raise serializers.ValidationError(
                 f"metadata keys are at most {MAX_METADATA_KEY} characters.",
@@ -83,6 +88,29 @@ class BatchCreateSerializer(serializers.Serializer):
         max_value=100,
         help_text="Extension: higher runs first.",
     )
+    webhook_url = serializers.URLField(
+        required=False,
+        allow_blank=True,
+        max_length=500,
+        help_text="Extension: where batch.completed/failed/cancelled/expired are POSTed "
+        "(Standard Webhooks, signed with the key's secret). Default: the key's webhook URL.",
+    )
+    webhook_progress_percent = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=100,
+        help_text="Extension: also send batch.progress every this many percent of lines.",
+    )
+
+    def validate_webhook_url(self, value: str) -> str:
+        if value:
+            try:
+                net.check_url(value)
+            except net.UnsafeURL as exc:
+                raise serializers.ValidationError(
+                    f"webhook_url is not allowed: {exc}.", code="invalid_webhook_url"
+                ) from None
+        return value
 
     def validate_endpoint(self, value: str) -> str:
         if value not in settings.BATCH_ENDPOINTS:
@@ -91,6 +119,16 @@ class BatchCreateSerializer(serializers.Serializer):
                 code="unsupported_endpoint",
             )
         return value
+
+
+class BatchRetrySerializer(serializers.Serializer):
+    """Extension: optional overrides for the child batch; anything left out is the parent's."""
+
+    completion_window = serializers.CharField(max_length=16, required=False)
+    metadata = serializers.JSONField(
+        required=False, allow_null=True, validators=[validate_metadata]
+    )
+    priority = serializers.IntegerField(required=False, min_value=-100, max_value=100)
 
 
 # Response shapes, for the OpenAPI schema.

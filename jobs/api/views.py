@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from django.conf import settings
-from django.http import FileResponse
+from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -14,9 +16,12 @@ from rest_framework.views import APIView
 from batchserver.api.errors import ApiError, NotFoundError
 from batchserver.api.pagination import cursor_page, list_body
 from jobs.api import serializers as s
-from jobs.models import Batch, File
+from jobs.assembly import output_line
+from jobs.models import Batch, BatchRequest, File
 from jobs.services import batches as batch_services
 from jobs.services import files as file_services
+from jobs.services import retry as retry_services
+from jobs.services import scheduling
 from jobs.uploads import LimitedUploadHandler
 
 LIST_PARAMS = [
@@ -171,7 +176,12 @@ class BatchListCreateView(APIView):
             completion_window=data["completion_window"],
             metadata=data.get("metadata"),
             output_expires_after=expires["seconds"] if expires else None,
-            priority=data.get("priority", 0),
+            # Extension: metadata {"priority": "5"} works for clients that cannot add parameters.
+            priority=data["priority"]
+            if "priority" in request.data
+            else (scheduling.priority_from_metadata(data.get("metadata")) or 0),
+            webhook_url=data.get("webhook_url", ""),
+            webhook_progress_percent=data.get("webhook_progress_percent"),
         )
         return Response(batch.as_openai())
 
@@ -200,3 +210,99 @@ class BatchCancelView(APIView):
     def post(self, request, batch_id: str):
         batch = batch_services.request_cancel(get_batch(request, batch_id))
         return Response(batch.as_openai())
+
+
+RETRY_DESCRIPTION = """Extension. Creates a child batch (its `parent_batch_id` is this batch)
+holding only the lines of this batch that failed, expired or were cancelled, with their original
+`custom_id` and `body`; the successes stay in this batch's output file, so join both on
+`custom_id`.
+
+Allowed once the batch has ended (`completed`, `failed`, `expired` or `cancelled`): 409
+`batch_not_finished` while it runs, 409 `nothing_to_retry` when no line needs a retry. The
+child's input is a new file with purpose `batch`, validated like any upload. The child inherits
+the endpoint, `completion_window`, `metadata`, `priority` and output expiry; the optional body
+overrides `completion_window`, `metadata` and `priority`. Each call creates a new child."""
+
+
+class BatchRetryView(APIView):
+    parser_classes = [JSONParser, FormParser]
+
+    @extend_schema(
+        operation_id="retryBatch",
+        description=RETRY_DESCRIPTION,
+        request=s.BatchRetrySerializer,
+        responses=s.BatchObjectSerializer,
+    )
+    def post(self, request, batch_id: str):
+        parent = get_batch(request, batch_id)
+        serializer = s.BatchRetrySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        child = retry_services.retry_batch(parent, **serializer.validated_data)
+        return Response(child.as_openai())
+
+
+PARTIAL_DESCRIPTION = """Extension. Streams the {kind} lines this batch has finished so far, in
+exactly the shape of its {file} file ({which}), ordered by input line. Works in every status:
+poll it while the batch runs to process results early; a later download holds every line of an
+earlier one (lines appear as their chunk is committed), and once the batch has ended it holds the
+same lines as the {file} file. The `X-Batch-Status` response header is the batch's status when
+the download began. Join lines to your requests on `custom_id`."""
+
+
+def finished_lines(batch: Batch, kind: str) -> Iterator[bytes]:
+    """The finished rows of one kind as output lines, read from the database in slices."""
+    rows = BatchRequest.objects.filter(batch=batch)
+    done = BatchRequest.Status.COMPLETED
+    if kind == "output":
+        rows = rows.filter(status=done)
+    else:
+        rows = rows.exclude(status__in=(done, BatchRequest.Status.PENDING))
+    fields = ("id", "custom_id", "status", "public_id", "request_id", "response_status")
+    rows = rows.order_by("line").only(*fields, "response_body", "error")
+    for row in rows.iterator(chunk_size=1000):
+        yield output_line(row).encode()
+
+
+class _PartialResultsView(APIView):
+    kind = "output"
+
+    def perform_content_negotiation(self, request, force=False):
+        return super().perform_content_negotiation(request, force=True)
+
+    def get(self, request, batch_id: str):
+        batch = get_batch(request, batch_id)
+        response = StreamingHttpResponse(
+            finished_lines(batch, self.kind), content_type="application/jsonl"
+        )
+        filename = f"{batch.id}_partial_{self.kind}.jsonl"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        response["X-Batch-Status"] = batch.status
+        return response
+
+
+class BatchPartialOutputView(_PartialResultsView):
+    kind = "output"
+
+    @extend_schema(
+        operation_id="downloadBatchPartialOutput",
+        description=PARTIAL_DESCRIPTION.format(kind="successful", file="output", which="2xx"),
+        responses={(200, "application/jsonl"): OpenApiTypes.BINARY},
+    )
+    def get(self, request, batch_id: str):
+        return super().get(request, batch_id)
+
+
+class BatchPartialErrorsView(_PartialResultsView):
+    kind = "errors"
+
+    @extend_schema(
+        operation_id="downloadBatchPartialErrors",
+        description=PARTIAL_DESCRIPTION.format(
+            kind="unsuccessful",
+            file="error",
+            which="engine errors, expired and cancelled lines",
+        ),
+        responses={(200, "application/jsonl"): OpenApiTypes.BINARY},
+    )
+    def get(self, request, batch_id: str):
+        return super().get(request, batch_id)

@@ -2,7 +2,8 @@
 
 Its answer is derived from the request alone. Fault hooks are markers inside a request's text:
 ``[[fail]]`` answers that request with a 400 error, ``[[crash]]`` fails the whole run like an
-engine crash, ``[[hang]]`` sleeps ``FAKE_HANG_SECONDS`` (default 3600) before answering. A
+engine crash, ``[[hang]]`` sleeps ``FAKE_HANG_SECONDS`` (default 3600) before answering;
+``FAKE_DELAY_PER_REQUEST_MS`` slows every run by that much per request. A
 registry entry with ``{"fake_fail_load": true}`` in its extra arguments fails to load.
 """
 
@@ -55,6 +56,10 @@ class FakeBackend(Backend):
             raise EngineError("fake engine: crash requested by a [[crash]] marker")
         if any("[[hang]]" in b for b in blob):
             time.sleep(float(os.environ.get("FAKE_HANG_SECONDS", "3600")))
+        # A measurable pace for scale-out and throughput tests (milliseconds per request).
+        delay_ms = float(os.environ.get("FAKE_DELAY_PER_REQUEST_MS", "0") or 0)
+        if delay_ms > 0:
+            time.sleep(delay_ms * len(requests) / 1000)
         return [self._answer(r, b) for r, b in zip(requests, blob, strict=True)]
 
     def _answer(self, request: EngineRequest, blob: str) -> EngineResult:

@@ -22,6 +22,7 @@ from typing import Any
 
 import psutil
 
+from batchserver import correlation
 from jobs.engine.base import (
     Backend,
     EngineError,
@@ -72,10 +73,26 @@ def _die_with_parent(parent_pid: int) -> None:
         _kill_own_group()
 
 
-def host_main(conn: Connection, kind: str, spec: ModelSpec, parent_pid: int) -> None:
+def _log_format() -> str | None:
+    """The worker's LOG_FORMAT, so the host's own log lines look like the worker's."""
+    try:
+        from django.conf import settings
+
+        return getattr(settings, "LOG_FORMAT", None)
+    except Exception:
+        return None
+
+
+def host_main(
+    conn: Connection, kind: str, spec: ModelSpec, parent_pid: int, log_format: str | None = None
+) -> None:
     """Entry point of the host process: load the model, then answer run requests until told."""
     os.setsid()
     _die_with_parent(parent_pid)
+    if log_format:
+        from batchserver.logging import configure
+
+        configure(log_format, os.environ.get("LOG_LEVEL", "INFO"))
     # huggingface_hub fixes its offline flag when first imported: set it before anything does.
     os.environ["HF_HUB_OFFLINE"] = "1"
     backend = _backend(kind)
@@ -87,15 +104,22 @@ def host_main(conn: Connection, kind: str, spec: ModelSpec, parent_pid: int) -> 
     conn.send(("ready", os.getpid()))
     while True:
         try:
-            op, payload = conn.recv()
+            message = conn.recv()
         except EOFError:
             break
+        # ("run", requests, correlation id): the id of the batch these requests belong to.
+        op, payload = message[0], message[1]
         if op == "shutdown":
             break
-        try:
-            conn.send(("results", backend.run(payload)))
-        except Exception as exc:
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        correlation_id = message[2] if len(message) > 2 else ""
+        os.environ[correlation.ENV_VAR] = correlation_id  # for anything the engine spawns
+        with correlation.bind(correlation_id):
+            logger.info("engine host: running %d requests", len(payload))
+            try:
+                conn.send(("results", backend.run(payload)))
+            except Exception as exc:
+                logger.warning("engine host: run failed: %s", exc)
+                conn.send(("error", f"{type(exc).__name__}: {exc}"))
     try:
         backend.shutdown()
     finally:
@@ -130,6 +154,7 @@ class HostedBackend(Backend):
             target=host_main,
             name=f"engine-host:{spec.name}",
             args=(child_conn, self.kind, spec, os.getpid()),
+            kwargs={"log_format": _log_format()},
             daemon=False,
         )
         self.process.start()
@@ -145,7 +170,7 @@ class HostedBackend(Backend):
         if self.conn is None:
             raise EngineError("engine host is not running")
         try:
-            self.conn.send(("run", requests))
+            self.conn.send(("run", requests, correlation.get()))
         except (BrokenPipeError, OSError) as exc:
             self.shutdown()
             raise EngineError(f"engine host unreachable: {exc}") from exc

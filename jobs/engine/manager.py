@@ -60,9 +60,10 @@ class EngineManager:
             self.shutdown()
             raise
 
-    def shutdown(self) -> None:
+    def shutdown(self, quiet: bool = False) -> None:
         if self.backend is not None:
-            logger.info("engine: shutting down %s", self.loaded_model)
+            if not quiet:  # at interpreter exit the log streams may be closed already
+                logger.info("engine: shutting down %s", self.loaded_model)
             try:
                 self.backend.shutdown()
             finally:
@@ -82,5 +83,7 @@ def get_engine() -> EngineManager:
         # At exit, multiprocessing joins non-daemonic children such as the engine host, which
         # would wait forever. Its exit hook runs finalizers first (also in a django-q2 worker
         # process, where atexit handlers never run): stop the engine there.
-        multiprocessing.util.Finalize(None, _manager.shutdown, exitpriority=10)
+        multiprocessing.util.Finalize(
+            None, _manager.shutdown, kwargs={"quiet": True}, exitpriority=10
+        )
     return _manager

@@ -2,6 +2,7 @@
 
 from jobs.models.batches import Batch, BatchChunk, BatchQuerySet, BatchRequest, InvalidTransition
 from jobs.models.files import File, FileQuerySet, file_upload_to
+from jobs.models.webhooks import WebhookDelivery, WebhookSubscription
 from jobs.models.workers import Worker
 
 __all__ = [
@@ -12,6 +13,8 @@ __all__ = [
     "File",
     "FileQuerySet",
     "InvalidTransition",
+    "WebhookDelivery",
+    "WebhookSubscription",
     "Worker",
     "file_upload_to",
 ]

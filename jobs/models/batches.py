@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import models, transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from batchserver.models import ApiKey
@@ -33,6 +34,25 @@ class BatchQuerySet(models.QuerySet):
         return self.filter(
             status__in=(Batch.Status.VALIDATING, Batch.Status.IN_PROGRESS),
             expires_at__lte=now or timezone.now(),
+        )
+
+    def finished(self) -> BatchQuerySet:
+        return self.filter(status__in=Batch.TERMINAL)
+
+    def created_between(
+        self, after: datetime | None = None, before: datetime | None = None
+    ) -> BatchQuerySet:
+        queryset = self
+        if after is not None:
+            queryset = queryset.filter(created_at__gte=after)
+        if before is not None:
+            queryset = queryset.filter(created_at__lt=before)
+        return queryset
+
+    def with_ended_at(self) -> BatchQuerySet:
+        """Annotate ``ended_at``: when the batch reached its terminal status (None while active)."""
+        return self.annotate(
+            ended_at=Coalesce("completed_at", "failed_at", "cancelled_at", "expired_at")
         )
 
 

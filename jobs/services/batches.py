@@ -12,9 +12,10 @@ from django.utils import timezone
 from django_q.tasks import async_task
 from rest_framework import status
 
+from batchserver import correlation
 from batchserver.api.errors import ApiError, NotFoundError
 from batchserver.models import ApiKey
-from jobs.models import Batch, File
+from jobs.models import Batch, File, WebhookSubscription
 
 _WINDOW = re.compile(r"^(\d+)([mhd])$")
 _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
@@ -44,8 +45,14 @@ def create_batch(
     output_expires_after: int | None = None,
     priority: int = 0,
     parent: Batch | None = None,
+    webhook_url: str = "",
+    webhook_progress_percent: int | None = None,
 ) -> Batch:
-    """Create a batch in ``validating``; the worker checks every line of its input next."""
+    """Create a batch in ``validating``; the worker checks every line of its input next.
+
+    ``webhook_url`` must have passed ``jobs.webhooks.check_webhook_url`` (the API serializer
+    does it, outside this transaction: it resolves a host name).
+    """
     input_file = File.objects.owned_by(owner).filter(id=input_file_id).first()
     if input_file is None:
         raise NotFoundError("file", input_file_id, param="input_file_id")
@@ -76,7 +83,12 @@ def create_batch(
         output_expires_after=output_expires_after,
         priority=priority,
         parent=parent,
+        webhook_url=webhook_url,
+        # The API request's id (X-Request-ID) follows the batch into every task and log line.
+        correlation_id=correlation.get() or correlation.new_id(),
     )
+    if webhook_progress_percent:
+        WebhookSubscription.objects.create(batch=batch, progress_percent=webhook_progress_percent)
     enqueue("jobs.tasks.validate_batch", batch.id)
     return batch
 

@@ -24,6 +24,8 @@ INSERT_BATCH = 2000
 MAX_REPORTED_ERRORS = 1000
 # A batch still finalizing after this long lost its worker mid-assembly: assemble again.
 FINALIZE_STALE_SECONDS = 600
+# Batch.note of a batch whose files could not be written (disk full): the next tick retries.
+FINALIZE_FAILED_NOTE = "writing the output files failed"
 
 
 class _Abort(Exception):
@@ -126,8 +128,20 @@ def validate_and_split(batch: Batch) -> None:
 
 
 def settle(batch: Batch) -> None:
-    """Bring a batch that can end to its end: cancelled, expired or completed."""
+    """Bring a batch that can end to its end: cancelled, expired or completed.
+
+    If its files cannot be written (disk full), it stays where it is (cancelling, in progress
+    past its window, or finalizing, with a note saying why) and the next tick tries again.
+    """
     batch.refresh_from_db()
+    try:
+        _settle(batch)
+    except OSError as exc:
+        logger.error("batch %s: could not write its files, will retry: %s", batch.id, exc)
+        Batch.objects.filter(pk=batch.pk).update(note=f"{FINALIZE_FAILED_NOTE}: {exc}")
+
+
+def _settle(batch: Batch) -> None:
     if batch.status == S.CANCELLING:
         close_out(batch, S.CANCELLED, unfinished=BatchRequest.Status.CANCELLED)
     elif batch.status in (S.VALIDATING, S.IN_PROGRESS) and batch.expires_at <= timezone.now():
@@ -135,12 +149,16 @@ def settle(batch: Batch) -> None:
     elif batch.status == S.IN_PROGRESS and not batch.chunks.exclude(status="done").exists():
         if batch.transition(S.FINALIZING):
             close_out(batch, S.COMPLETED)
-    elif (
-        batch.status == S.FINALIZING
-        and batch.finalizing_at
-        and (timezone.now() - batch.finalizing_at).total_seconds() > FINALIZE_STALE_SECONDS
+    elif batch.status == S.FINALIZING and (
+        batch.note.startswith(FINALIZE_FAILED_NOTE)
+        or (
+            batch.finalizing_at
+            and (timezone.now() - batch.finalizing_at).total_seconds() > FINALIZE_STALE_SECONDS
+        )
     ):
-        close_out(batch, S.COMPLETED)  # the worker that began finalizing died
+        # The last attempt failed, or its worker died.
+        if close_out(batch, S.COMPLETED) and batch.note.startswith(FINALIZE_FAILED_NOTE):
+            Batch.objects.filter(pk=batch.pk).update(note=f"written on a retry; {batch.note}")
 
 
 def fail_batch(batch: Batch, code: str, message: str) -> bool:
