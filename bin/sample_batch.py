@@ -24,16 +24,29 @@ QUESTIONS = [
 def main(base_url: str, api_key: str, model: str) -> None:
     client = OpenAI(base_url=base_url, api_key=api_key)
     lines = [
-        {"custom_id": f"q{i}", "method": "POST", "url": "/v1/chat/completions",
-         "body": {"model": model, "max_tokens": 48, "temperature": 0, "seed": 1,
-                  "messages": [{"role": "user", "content": q}]}}
+        {
+            "custom_id": f"q{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {
+                "model": model,
+                "max_tokens": 48,
+                "temperature": 0,
+                "seed": 1,
+                "messages": [{"role": "user", "content": q}],
+            },
+        }
         for i, q in enumerate(QUESTIONS)
     ]
     content = "".join(json.dumps(line) + "\n" for line in lines).encode()
     upload = client.files.create(file=("sample.jsonl", content), purpose="batch")
     print(f"uploaded {upload.id} ({upload.bytes} bytes, {len(lines)} requests)")
-    batch = client.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
-                                  completion_window="24h", metadata={"source": "bin/demo"})
+    batch = client.batches.create(
+        input_file_id=upload.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        metadata={"source": "bin/demo"},
+    )
     print(f"created {batch.id}: {batch.status}")
     started = time.monotonic()
     while batch.status not in ("completed", "failed", "expired", "cancelled"):
@@ -41,8 +54,10 @@ def main(base_url: str, api_key: str, model: str) -> None:
         batch = client.batches.retrieve(batch.id)
         counts = batch.request_counts
         done = counts.completed + counts.failed if counts else 0
-        print(f"  {time.monotonic() - started:5.1f}s {batch.status:<11} {done}/{len(lines)}",
-              flush=True)
+        print(
+            f"  {time.monotonic() - started:5.1f}s {batch.status:<11} {done}/{len(lines)}",
+            flush=True,
+        )
     print(f"batch {batch.id} {batch.status}; usage: {batch.usage.total_tokens} tokens")
     if batch.errors and batch.errors.data:
         for error in batch.errors.data:
@@ -60,5 +75,8 @@ def main(base_url: str, api_key: str, model: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else
-         "HuggingFaceTB/SmolLM2-135M-Instruct")
+    main(
+        sys.argv[1],
+        sys.argv[2],
+        sys.argv[3] if len(sys.argv) > 3 else "HuggingFaceTB/SmolLM2-135M-Instruct",
+    )
