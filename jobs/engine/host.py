@@ -38,6 +38,38 @@ PR_SET_PDEATHSIG = 1
 LOAD_TIMEOUT = float(os.environ.get("BATCHSERVER_ENGINE_LOAD_TIMEOUT", "900"))
 RUN_TIMEOUT = float(os.environ.get("BATCHSERVER_ENGINE_RUN_TIMEOUT", "1200"))
 STOP_GRACE = float(os.environ.get("BATCHSERVER_ENGINE_STOP_GRACE", "15"))
+# After a stop, each GPU's memory must fall back to within this much of what it was before the
+# engine loaded (other tenants of the GPU may move it a little), within GPU_RELEASE_TIMEOUT.
+GPU_MEMORY_SLACK_BYTES = 512 * 1024 * 1024
+GPU_RELEASE_TIMEOUT = float(os.environ.get("BATCHSERVER_GPU_RELEASE_TIMEOUT", "30"))
+
+
+def gpu_memory_used() -> list[int] | None:
+    """Memory in use on each GPU this worker may use, or None on a machine without one."""
+    from jobs.gpu import gpu_stats
+
+    stats = gpu_stats()
+    return [d["memory_used_bytes"] for d in stats["devices"]] if stats else None
+
+
+def wait_for_gpu_memory(baseline: list[int] | None) -> None:
+    """Wait until every GPU is back near ``baseline``; raise EngineError if it never is."""
+    if not baseline:
+        return
+    deadline = time.monotonic() + GPU_RELEASE_TIMEOUT
+    while True:
+        used = gpu_memory_used() or []
+        over = [
+            (i, u - b)
+            for i, (u, b) in enumerate(zip(used, baseline, strict=False))
+            if u - b > GPU_MEMORY_SLACK_BYTES
+        ]
+        if not over:
+            return
+        if time.monotonic() > deadline:
+            held = ", ".join(f"GPU {i}: {extra // 2**20} MiB" for i, extra in over)
+            raise EngineError(f"GPU memory not released after the engine stopped ({held})")
+        time.sleep(0.5)
 
 
 def _backend(kind: str) -> Backend:
@@ -146,8 +178,10 @@ class HostedBackend(Backend):
         self.process: multiprocessing.process.BaseProcess | None = None
         self.conn: Connection | None = None
         self.pgid: int | None = None
+        self.gpu_baseline: list[int] | None = None
 
     def load(self, spec: ModelSpec) -> None:
+        self.gpu_baseline = gpu_memory_used()
         ctx = multiprocessing.get_context("spawn")
         parent_conn, child_conn = ctx.Pipe()
         self.process = ctx.Process(
@@ -210,6 +244,7 @@ class HostedBackend(Backend):
         if self.conn is not None:
             self.conn.close()
         self.process, self.conn, self.pgid = None, None, None
+        wait_for_gpu_memory(self.gpu_baseline)
 
     def _stop_group(self) -> None:
         pgid = self.pgid
