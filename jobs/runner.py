@@ -170,7 +170,12 @@ def _after_load_failure(chunk: BatchChunk, message: str) -> None:
     if batch.load_failures >= MAX_LOAD_ATTEMPTS:
         from jobs.services.lifecycle import fail_batch
 
-        fail_batch(batch, "model_load_failed", f"Model {batch.model!r} failed to load: {message}")
+        try:
+            fail_batch(
+                batch, "model_load_failed", f"Model {batch.model!r} failed to load: {message}"
+            )
+        except OSError as exc:  # its files cannot be written now: the next tick finishes it
+            logger.error("batch %s: could not write its files, will retry: %s", batch.id, exc)
         return
     # The lease doubles as the back-off: the chunk becomes claimable again when it runs out.
     # Leased to no worker, so that no heartbeat extends it and no worker takes it back early.

@@ -147,7 +147,14 @@ def _settle(batch: Batch) -> None:
     elif batch.status in (S.VALIDATING, S.IN_PROGRESS) and batch.expires_at <= timezone.now():
         close_out(batch, S.EXPIRED, unfinished=BatchRequest.Status.EXPIRED)
     elif batch.status == S.IN_PROGRESS and not batch.chunks.exclude(status="done").exists():
-        if batch.transition(S.FINALIZING):
+        from jobs.runner import MAX_LOAD_ATTEMPTS
+
+        if batch.load_failures >= MAX_LOAD_ATTEMPTS:
+            # Failing it for its model could not write the files (disk full): finish failing.
+            first = batch.requests.filter(error__code="model_load_failed").first()
+            message = first.error["message"] if first else f"Model {batch.model!r} did not load."
+            fail_batch(batch, "model_load_failed", message)
+        elif batch.transition(S.FINALIZING):
             close_out(batch, S.COMPLETED)
     elif batch.status == S.FINALIZING and (
         batch.note.startswith(FINALIZE_FAILED_NOTE)

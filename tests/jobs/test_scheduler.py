@@ -102,3 +102,33 @@ def test_model_that_never_loads_fails_its_batch_and_the_worker_goes_on(
     # ...and the healthy batch behind it completed
     healthy.refresh_from_db()
     assert healthy.status == "completed"
+
+
+def test_a_batch_failed_for_its_model_on_a_full_disk_still_ends_failed(
+    settings, queued, monkeypatch
+):
+    # given a model that never loads, and a disk that is full when the batch is failed
+    settings.BATCH_LOAD_BACKOFF_SECONDS = 0
+    register_model("broken-model", extra_args={"fake_fail_load": True})
+    broken = queued(model_name="broken-model")
+    from jobs import assembly
+
+    real_assemble = assembly.assemble_files
+
+    def disk_full(batch):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(assembly, "assemble_files", disk_full)
+    tasks.run_work()
+    broken.refresh_from_db()
+    assert broken.status == "in_progress" and broken.load_failures == 3
+
+    # when space returns and the periodic tick runs
+    monkeypatch.setattr(assembly, "assemble_files", real_assemble)
+    tasks.tick()
+
+    # then the batch ends failed (not completed), with the load error it had
+    broken.refresh_from_db()
+    assert broken.status == "failed"
+    assert broken.errors[0]["code"] == "model_load_failed"
+    assert "fail" in broken.errors[0]["message"]
