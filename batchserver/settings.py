@@ -221,7 +221,8 @@ BATCH_TASK_SLICE_SECONDS = env.float("BATCH_TASK_SLICE_SECONDS", default=30.0)
 # dead worker's chunk is claimable again after at most this long.
 BATCH_LEASE_SECONDS = env.int("BATCH_LEASE_SECONDS", default=60)
 WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=5.0)
-# A model that fails to load is retried after this many seconds, doubling each time (3 tries).
+# A model that fails to load is retried after this many seconds, doubling each time, plus
+# jitter (3 tries in all; delays from tenacity, see batchserver/backoff.py).
 BATCH_LOAD_BACKOFF_SECONDS = env.float("BATCH_LOAD_BACKOFF_SECONDS", default=5.0)
 BATCH_ALLOW_MIXED_MODELS = env.bool("BATCH_ALLOW_MIXED_MODELS", default=False)
 FILE_DEFAULT_EXPIRES_SECONDS = env.int("FILE_DEFAULT_EXPIRES_SECONDS", default=0)  # 0 = never

@@ -8,8 +8,11 @@ import socket
 import subprocess
 import sys
 import time
+import threading
 import urllib.request
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -49,16 +52,34 @@ class Process:
         )
 
     def stop(self) -> None:
-        for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+        """Stop the leader first (qcluster hangs if its children die under it), then its group."""
+        if self.popen.poll() is None:
+            try:
+                os.kill(self.popen.pid, signal.SIGTERM)
+                self.popen.wait(20)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if not self.members():
+                break
             try:
                 os.killpg(self.popen.pid, sig)
             except ProcessLookupError:
-                return
+                break
+            psutil.wait_procs(self.members(), timeout=5)
+        if self.popen.poll() is None:
+            self.popen.wait(5)
+
+    def members(self) -> list[psutil.Process]:
+        """Live (non-zombie) processes of this process group."""
+        found = []
+        for proc in psutil.process_iter(["status"]):
             try:
-                self.popen.wait(wait)
-                time.sleep(0.5)
-            except subprocess.TimeoutExpired:
+                if os.getpgid(proc.pid) == self.popen.pid and proc.info["status"] != "zombie":
+                    found.append(proc)
+            except (ProcessLookupError, psutil.Error):
                 continue
+        return found
 
 
 def start_web(env: dict[str, str], log_dir: Path, workers: int = 2) -> tuple[Process, str]:
@@ -119,3 +140,97 @@ def ensure_database(url: str) -> None:
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
+
+
+FAKE_MODEL = "fake-model"
+
+
+def register_fake_model(env: dict[str, str]) -> None:
+    """Register the model name the fake engine answers for (no weights, nothing loaded)."""
+    manage(
+        "shell",
+        "-c",
+        f"from models_registry.services import register_model; register_model({FAKE_MODEL!r})",
+        env=env,
+    )
+
+
+def fake_env(**overrides: str) -> dict[str, str]:
+    """The benchmark environment on the fake engine, with production settings (DEBUG off).
+
+    DEBUG stays off because Django then keeps the SQL of up to 9,000 queries per connection,
+    which would inflate the memory measured; plain HTTP on loopback, so no HTTPS redirect.
+    """
+    return bench_env(
+        BATCHSERVER_ENGINE="fake",
+        DEBUG="0",
+        SECURE_SSL_REDIRECT="0",
+        LOG_LEVEL="WARNING",
+        **overrides,
+    )
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM raises SystemExit, so the ``finally`` blocks stop every server (as on Ctrl-C)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+
+
+class PeakRss:
+    """Samples the RSS of a process and all its descendants every ``interval`` seconds.
+
+    ``total`` is the peak of the sum over the tree at one sample, ``largest`` the peak of any
+    single process of it (in bytes). ``take()`` returns both and starts a new measurement.
+    """
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        self.root = psutil.Process(pid)
+        self.interval = interval
+        self.total = 0
+        self.largest = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def sample(self) -> None:
+        try:
+            procs = [self.root, *self.root.children(recursive=True)]
+        except psutil.Error:
+            return
+        sizes = []
+        for proc in procs:
+            try:
+                sizes.append(proc.memory_info().rss)
+            except psutil.Error:
+                continue
+        with self._lock:
+            self.total = max(self.total, sum(sizes))
+            self.largest = max(self.largest, max(sizes, default=0))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def take(self) -> tuple[int, int]:
+        self.sample()
+        with self._lock:
+            peak = (self.total, self.largest)
+            self.total = self.largest = 0
+        return peak
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+MB = 1024 * 1024
+
+
+def spread(values: list[float], fmt: str = "{:.1f}") -> str:
+    """``median (min, max)`` of a list of figures."""
+    import statistics
+
+    return (
+        f"{fmt.format(statistics.median(values))} "
+        f"(min {fmt.format(min(values))}, max {fmt.format(max(values))})"
+    )

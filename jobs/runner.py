@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.utils import timezone
 
+from batchserver.backoff import backoff_delay
 from jobs import signals
 from jobs.engine.base import EngineError, EngineRequest, EngineResult, ModelLoadError
 from jobs.engine.manager import get_engine
@@ -179,9 +180,11 @@ def _after_load_failure(chunk: BatchChunk, message: str) -> None:
         return
     # The lease doubles as the back-off: the chunk becomes claimable again when it runs out.
     # Leased to no worker, so that no heartbeat extends it and no worker takes it back early.
-    backoff = timezone.now() + timedelta(
-        seconds=settings.BATCH_LOAD_BACKOFF_SECONDS * 2**batch.load_failures
+    initial = settings.BATCH_LOAD_BACKOFF_SECONDS
+    delay = backoff_delay(
+        batch.load_failures, initial=initial, maximum=initial * 60, jitter=initial / 2
     )
+    backoff = timezone.now() + timedelta(seconds=delay)
     BatchChunk.objects.filter(pk=chunk.pk, status=C.LEASED).update(
         leased_until=backoff, attempts=F("attempts") - 1, worker_id=""
     )

@@ -30,9 +30,9 @@ from django_q.models import Schedule
 from django_q.tasks import async_task, schedule
 from rest_framework import status
 from standardwebhooks.webhooks import Webhook
-from tenacity import RetryCallState, wait_exponential_jitter
 
 from batchserver.api.errors import ApiError
+from batchserver.backoff import backoff_delay
 from jobs import net
 from jobs.models import Batch, WebhookDelivery, WebhookSubscription
 
@@ -138,15 +138,13 @@ def on_chunk_committed(sender, batch_id: str, **kwargs: Any) -> None:
 
 def retry_delay(attempt: int) -> float:
     """Seconds to wait after failed attempt number ``attempt`` (1-based), jitter included."""
-    wait = wait_exponential_jitter(
-        multiplier=settings.WEBHOOK_RETRY_INITIAL_SECONDS,
-        max=settings.WEBHOOK_RETRY_MAX_SECONDS,
+    return backoff_delay(
+        attempt,
+        initial=settings.WEBHOOK_RETRY_INITIAL_SECONDS,
+        maximum=settings.WEBHOOK_RETRY_MAX_SECONDS,
         exp_base=settings.WEBHOOK_RETRY_EXP_BASE,
         jitter=settings.WEBHOOK_RETRY_JITTER_SECONDS,
     )
-    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})
-    state.attempt_number = attempt
-    return float(wait(state))
 
 
 def signed_headers(delivery: WebhookDelivery, body: str) -> dict[str, str]:
