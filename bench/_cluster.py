@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
-import time
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -165,7 +166,6 @@ def fake_env(**overrides: str) -> dict[str, str]:
         BATCHSERVER_ENGINE="fake",
         DEBUG="0",
         SECURE_SSL_REDIRECT="0",
-        LOG_LEVEL="WARNING",
         **overrides,
     )
 
@@ -228,8 +228,6 @@ MB = 1024 * 1024
 
 def spread(values: list[float], fmt: str = "{:.1f}") -> str:
     """``median (min, max)`` of a list of figures."""
-    import statistics
-
     return (
         f"{fmt.format(statistics.median(values))} "
         f"(min {fmt.format(min(values))}, max {fmt.format(max(values))})"
