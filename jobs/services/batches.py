@@ -34,6 +34,21 @@ def enqueue(func: str, *args: Any) -> None:
     transaction.on_commit(lambda: async_task(func, *args))
 
 
+def batch_input_file(owner: ApiKey, input_file_id: str) -> File:
+    """The key's file named as a batch input: 404 if it is not theirs, 400 if not purpose batch."""
+    file = File.objects.owned_by(owner).filter(id=input_file_id).first()
+    if file is None:
+        raise NotFoundError("file", input_file_id, param="input_file_id")
+    if file.purpose != File.Purpose.BATCH:
+        raise ApiError(
+            f"File {input_file_id} has purpose '{file.purpose}'; a batch input file must be "
+            "uploaded with purpose 'batch'.",
+            param="input_file_id",
+            code="invalid_file_purpose",
+        )
+    return file
+
+
 @transaction.atomic
 def create_batch(
     owner: ApiKey,
@@ -53,16 +68,7 @@ def create_batch(
     ``webhook_url`` must have passed ``jobs.webhooks.check_webhook_url`` (the API serializer
     does it, outside this transaction: it resolves a host name).
     """
-    input_file = File.objects.owned_by(owner).filter(id=input_file_id).first()
-    if input_file is None:
-        raise NotFoundError("file", input_file_id, param="input_file_id")
-    if input_file.purpose != File.Purpose.BATCH:
-        raise ApiError(
-            f"File {input_file_id} has purpose '{input_file.purpose}'; a batch input "
-            "file must be uploaded with purpose 'batch'.",
-            param="input_file_id",
-            code="invalid_file_purpose",
-        )
+    input_file = batch_input_file(owner, input_file_id)
     seconds = window_seconds(completion_window)
     if seconds is None:
         allowed = ", ".join(repr(w) for w in settings.BATCH_COMPLETION_WINDOWS)

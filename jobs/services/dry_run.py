@@ -19,9 +19,10 @@ from typing import Any
 
 from django.conf import settings
 
-from batchserver.api.errors import ApiError, NotFoundError
+from batchserver.api.errors import NotFoundError
 from batchserver.models import ApiKey
 from jobs.models import File
+from jobs.services.batches import batch_input_file
 from jobs.services.lifecycle import MAX_REPORTED_ERRORS, model_error
 from jobs.services.scheduling import DEFAULT_OUTPUT_TOKENS, model_throughputs, seconds_for
 from jobs.validation import LineError, ParsedLine, check_lines
@@ -164,20 +165,6 @@ def expected_output_tokens(endpoint: str, body: dict[str, Any]) -> int:
 # --- the dry run ------------------------------------------------------------------------------
 
 
-def _input_file(owner: ApiKey, input_file_id: str) -> File:
-    file = File.objects.owned_by(owner).filter(id=input_file_id).first()
-    if file is None:
-        raise NotFoundError("file", input_file_id, param="input_file_id")
-    if file.purpose != File.Purpose.BATCH:
-        raise ApiError(
-            f"File {input_file_id} has purpose '{file.purpose}'; a batch input file must be "
-            "uploaded with purpose 'batch'.",
-            param="input_file_id",
-            code="invalid_file_purpose",
-        )
-    return file
-
-
 def _scan(file: File, endpoint: str) -> tuple[dict[str, ModelFigures], list[LineError], int]:
     figures: dict[str, ModelFigures] = {}
     counters: dict[str, Counter] = {}
@@ -217,7 +204,7 @@ def _scan(file: File, endpoint: str) -> tuple[dict[str, ModelFigures], list[Line
 
 def dry_run(owner: ApiKey, *, input_file_id: str, endpoint: str) -> dict[str, Any]:
     """Validate ``input_file_id`` as a batch on ``endpoint`` would, and estimate its cost."""
-    file = _input_file(owner, input_file_id)
+    file = batch_input_file(owner, input_file_id)
     figures, errors, invalid = _scan(file, endpoint)
     rates = model_throughputs(set(figures))
     by_model = {name: f.as_dict(rates.get(name), endpoint) for name, f in figures.items()}
