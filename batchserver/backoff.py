@@ -17,6 +17,7 @@ def backoff_delay(
     wait = wait_exponential_jitter(
         multiplier=initial, max=maximum, exp_base=exp_base, jitter=jitter
     )
-    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})
+    # A wait strategy only reads the attempt number; no Retrying object is involved here.
+    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
     state.attempt_number = attempt
     return float(wait(state))

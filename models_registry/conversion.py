@@ -108,7 +108,7 @@ def _convert_into(gguf_path: Path, out: Path) -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    source = dict(
+    source: dict[str, Any] = dict(
         pretrained_model_name_or_path=str(gguf_path.parent),
         gguf_file=gguf_path.name,
         local_files_only=True,

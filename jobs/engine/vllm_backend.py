@@ -382,7 +382,7 @@ def _build_routes(state: Any) -> dict[str, _Route]:
     from vllm.entrypoints.pooling.embed.protocol import EmbeddingRequest
 
     chat, completion = "openai_serving_chat", "openai_serving_completion"
-    candidates = {
+    candidates: dict[str, tuple[Any, str, str]] = {
         "/v1/chat/completions": (ChatCompletionRequest, chat, "create_chat_completion"),
         "/v1/completions": (CompletionRequest, completion, "create_completion"),
         "/v1/embeddings": (EmbeddingRequest, "serving_embedding", "__call__"),
