@@ -232,3 +232,31 @@ def spread(values: list[float], fmt: str = "{:.1f}") -> str:
         f"{fmt.format(statistics.median(values))} "
         f"(min {fmt.format(min(values))}, max {fmt.format(max(values))})"
     )
+
+
+class Profiler:
+    """``py-spy record`` of a process and its children (collapsed stacks), if py-spy is there.
+
+    Used by ``--profile DIR`` of the scripts; py-spy samples from outside the process, but it
+    costs CPU, so profiled runs are not the measured ones.
+    """
+
+    def __init__(self, pid: int, out: Path, rate: int = 50) -> None:
+        spy = Path(PYTHON).with_name("py-spy")
+        self.out = out
+        self.popen = subprocess.Popen(
+            [str(spy), "record", "--pid", str(pid), "--subprocesses", "--nonblocking"]
+            + ["--rate", str(rate), "--format", "raw", "--output", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGINT)
+            try:
+                self.popen.wait(30)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()

@@ -39,6 +39,9 @@ def create_file(
         line_count=line_count,
     )
     file.content.save(file.filename, uploaded, save=False)
+    # The upload's temporary file was moved into storage: close it now (Django's close knows it
+    # is gone) rather than leave the garbage collector to unlink a missing file.
+    uploaded.close()
     try:
         file.save(force_insert=True)
     except BaseException:

@@ -53,3 +53,55 @@ def test_engine_efficiency_smoke(tmp_path):
         tmp_path=tmp_path,
     )
     assert "ratio server cold / run_batch" in out
+
+
+@pytest.mark.cluster
+def test_orchestration_overhead_smoke(tmp_path):
+    out = run_script(
+        "orchestration_overhead.py",
+        "--requests",
+        "200",
+        "--runs",
+        "1",
+        "--chunk-size",
+        "50",
+        tmp_path=tmp_path,
+        timeout=120,
+    )
+    assert "requests/s, end to end" in out
+
+
+@pytest.mark.cluster
+def test_upload_validation_smoke(tmp_path):
+    out = run_script(
+        "upload_validation.py",
+        "--lines",
+        "300",
+        "--megabytes",
+        "1",
+        "--runs",
+        "1",
+        tmp_path=tmp_path,
+        timeout=120,
+    )
+    assert "upload + validation seconds" in out
+
+
+@pytest.mark.cluster
+def test_api_latency_smoke(tmp_path):
+    out = run_script(
+        "api_latency.py",
+        "--clients",
+        "3",
+        "--duration",
+        "2",
+        "--runs",
+        "1",
+        "--web-workers",
+        "2",
+        "--history",
+        "2",
+        tmp_path=tmp_path,
+        timeout=120,
+    )
+    assert "goal p99 <= 100 ms" in out
