@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -260,3 +261,38 @@ class Profiler:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait()
+
+
+@contextlib.contextmanager
+def measured_servers(
+    env: dict[str, str],
+    log_dir: Path,
+    *,
+    web_workers: int,
+    profile_dir: Path | None = None,
+    run: int = 1,
+):
+    """Start web and worker with a peak-RSS sampler on each (and py-spy when asked); yield
+    ``(url, web_rss, worker_rss)``; stop profilers, samplers and servers however the run ends."""
+    web = worker = web_rss = worker_rss = None
+    profilers: list[Profiler] = []
+    try:
+        web, url = start_web(env, log_dir, workers=web_workers)
+        worker = start_worker(env, log_dir)
+        web_rss, worker_rss = PeakRss(web.popen.pid), PeakRss(worker.popen.pid)
+        if profile_dir:
+            profile_dir.mkdir(parents=True, exist_ok=True)
+            profilers = [
+                Profiler(process.popen.pid, profile_dir / f"{name}-{run}.txt")
+                for name, process in (("web", web), ("worker", worker))
+            ]
+        yield url, web_rss, worker_rss
+    finally:
+        for profiler in profilers:
+            profiler.stop()
+        for sampler in (web_rss, worker_rss):
+            if sampler is not None:
+                sampler.close()
+        for process in (worker, web):
+            if process is not None:
+                process.stop()

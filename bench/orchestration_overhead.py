@@ -101,32 +101,14 @@ def main() -> None:
     )
     results: list[dict[str, float]] = []
     for run in range(1, args.runs + 1):
-        web = worker = web_rss = worker_rss = None
-        profilers: list[_cluster.Profiler] = []
-        try:
-            web, url = _cluster.start_web(env, log_dir, workers=args.web_workers)
-            worker = _cluster.start_worker(env, log_dir)
-            web_rss = _cluster.PeakRss(web.popen.pid)
-            worker_rss = _cluster.PeakRss(worker.popen.pid)
-            if args.profile:
-                args.profile.mkdir(parents=True, exist_ok=True)
-                profilers = [
-                    _cluster.Profiler(process.popen.pid, args.profile / f"{name}-{run}.txt")
-                    for name, process in (("web", web), ("worker", worker))
-                ]
+        with _cluster.measured_servers(
+            env, log_dir, web_workers=args.web_workers, profile_dir=args.profile, run=run
+        ) as servers:
+            url, web_rss, worker_rss = servers
             web_rss.take(), worker_rss.take()  # start measuring from here
             figures = one_run(url, key, content, args.requests)
             figures["web_total"], figures["web_largest"] = (x / MB for x in web_rss.take())
             figures["worker_total"], figures["worker_largest"] = (x / MB for x in worker_rss.take())
-        finally:
-            for profiler in profilers:
-                profiler.stop()
-            for sampler in (web_rss, worker_rss):
-                if sampler is not None:
-                    sampler.close()
-            for process in (worker, web):
-                if process is not None:
-                    process.stop()
         figures["rps"] = args.requests / figures["wall"]
         results.append(figures)
         print(

@@ -134,29 +134,11 @@ def main() -> None:
     results = []
     try:
         for run in range(1, args.runs + 1):
-            web = worker = web_rss = worker_rss = None
-            profilers: list[_cluster.Profiler] = []
-            try:
-                web, url = _cluster.start_web(env, log_dir, workers=args.web_workers)
-                worker = _cluster.start_worker(env, log_dir)
-                web_rss = _cluster.PeakRss(web.popen.pid)
-                worker_rss = _cluster.PeakRss(worker.popen.pid)
-                if args.profile:
-                    args.profile.mkdir(parents=True, exist_ok=True)
-                    profilers = [
-                        _cluster.Profiler(process.popen.pid, args.profile / f"{name}-{run}.txt")
-                        for name, process in (("web", web), ("worker", worker))
-                    ]
+            with _cluster.measured_servers(
+                env, log_dir, web_workers=args.web_workers, profile_dir=args.profile, run=run
+            ) as servers:
+                url, web_rss, worker_rss = servers
                 figures = one_run(url, key, path, args.lines, web_rss, worker_rss)
-            finally:
-                for profiler in profilers:
-                    profiler.stop()
-                for sampler in (web_rss, worker_rss):
-                    if sampler is not None:
-                        sampler.close()
-                for process in (worker, web):
-                    if process is not None:
-                        process.stop()
             results.append(figures)
             print(
                 f"run {run}: upload {figures['upload']:.2f} s (web peak "

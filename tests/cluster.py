@@ -30,6 +30,8 @@ from urllib.parse import quote
 import psutil
 from django.conf import settings
 
+from jobs.engine.host import group_members
+
 BASE_DIR = Path(settings.BASE_DIR)
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -73,14 +75,7 @@ class ClusterProcess:
 
     def members(self) -> list[psutil.Process]:
         """Live (non-zombie) processes of this group."""
-        found = []
-        for proc in psutil.process_iter(["status"]):
-            try:
-                if os.getpgid(proc.pid) == self.pgid and proc.info["status"] != "zombie":
-                    found.append(proc)
-            except (ProcessLookupError, psutil.Error):
-                continue
-        return found
+        return group_members(self.pgid)
 
     def assert_running(self) -> None:
         code = self.popen.poll()
@@ -236,16 +231,7 @@ def extra_worker(
 
     Stopped like the others: SIGTERM to its leader, then its group; nothing of it may remain.
     """
-    worker = _start(name, [sys.executable, "manage.py", "qcluster"], cluster.env, log_dir)
-    try:
-        _wait_until(
-            lambda: bool(QCLUSTER_RUNNING.search(worker.log_path.read_text(errors="replace"))),
-            worker,
-            "'Q Cluster … running' line",
-        )
-    except BaseException:
-        worker.stop()
-        raise
+    worker = start_worker(cluster.env, log_dir, name)
     try:
         yield worker
     finally:
