@@ -5,12 +5,16 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from batchserver.models import ApiKey
+from jobs.models import Batch
+from jobs.services import lifecycle
 from models_registry.services import register_model
 
 FAKE_MODEL = "fake-model"
@@ -142,3 +146,27 @@ def create_batch(
 def _inline_tasks(settings):
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
     assert settings.BATCHSERVER_ENGINE in ("fake", "vllm", "fake-hosted")
+
+
+@pytest.fixture
+def queued(api_key, upload, model):
+    """Validated, not yet run batches: ``queued(model_name=, priority=, age=, key=)``."""
+    register_model("other-model")
+
+    def _queued(model_name=FAKE_MODEL, priority=0, age=0, key=None, lines=2):
+        file = upload(jsonl([request_line(i, model=model_name) for i in range(lines)]))
+        batch = Batch.objects.create(
+            owner=key or api_key[0],
+            input_file_id=file["id"],
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
+            expires_at=timezone.now() + timedelta(hours=24),
+            created_at=timezone.now() - timedelta(seconds=age),
+            priority=priority,
+        )
+        lifecycle.validate_and_split(batch)
+        batch.refresh_from_db()
+        assert batch.status == "in_progress"
+        return batch
+
+    return _queued

@@ -14,37 +14,13 @@ from django.utils import timezone
 
 from jobs import gpu, runner, tasks
 from jobs.models import Batch, Worker
-from jobs.services import lifecycle, scheduling
+from jobs.services import scheduling
 from models_registry import builtin
 from models_registry.models import Model
 from models_registry.services import register_model
 from tests.conftest import FAKE_MODEL, jsonl, request_line
 
 # --- fixtures -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def queued(api_key, upload, model):
-    """Validated, not yet run batches: ``queued(model_name=, priority=, age=, key=)``."""
-    register_model("other-model")
-
-    def _queued(model_name=FAKE_MODEL, priority=0, age=0, key=None, lines=2):
-        file = upload(jsonl([request_line(i, model=model_name) for i in range(lines)]))
-        batch = Batch.objects.create(
-            owner=key or api_key[0],
-            input_file_id=file["id"],
-            endpoint="/v1/chat/completions",
-            completion_window="24h",
-            expires_at=timezone.now() + timedelta(hours=24),
-            created_at=timezone.now() - timedelta(seconds=age),
-            priority=priority,
-        )
-        lifecycle.validate_and_split(batch)
-        batch.refresh_from_db()
-        assert batch.status == "in_progress"
-        return batch
-
-    return _queued
 
 
 @pytest.fixture

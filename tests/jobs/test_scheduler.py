@@ -4,44 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from django.utils import timezone
 
 from jobs import tasks
-from jobs.models import Batch, BatchChunk
+from jobs.models import BatchChunk
 from jobs.runner import claim_chunk
-from jobs.services import lifecycle
 from models_registry.services import register_model
-from tests.conftest import FAKE_MODEL, request_line
-
-
-@pytest.fixture
-def queued(api_key, upload, model):
-    """Create validated, not yet run batches: ``queued(model=..., priority=..., age=...)``."""
-    register_model("other-model")
-
-    def _queued(model_name=FAKE_MODEL, priority=0, age=0):
-        file = upload(
-            b"".join(
-                (__import__("json").dumps(request_line(i, model=model_name)) + "\n").encode()
-                for i in range(2)
-            )
-        )
-        batch = Batch.objects.create(
-            owner=api_key[0],
-            input_file_id=file["id"],
-            endpoint="/v1/chat/completions",
-            completion_window="24h",
-            expires_at=timezone.now() + timedelta(hours=24),
-            created_at=timezone.now() - timedelta(seconds=age),
-            priority=priority,
-        )
-        lifecycle.validate_and_split(batch)
-        batch.refresh_from_db()
-        assert batch.status == "in_progress"
-        return batch
-
-    return _queued
+from tests.conftest import FAKE_MODEL
 
 
 def test_priority_first_then_loaded_model_then_age(queued):
