@@ -62,6 +62,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke selected keys")
     def revoke_keys(self, request, queryset):
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        ApiKey.forget_found()
         self.message_user(request, f"Revoked {count} key(s).")
 
     @admin.action(description="Rotate the webhook signing secret of selected keys")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
@@ -23,12 +24,13 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         raw = raw.strip()
         if scheme.lower() != "bearer" or not raw:
             raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <key>'.")
-        key = ApiKey.find(raw)
+        key = ApiKey.find(raw, max_age=settings.API_KEY_CACHE_SECONDS)
         if key is None:
             raise exceptions.AuthenticationFailed("Incorrect API key provided.")
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+            key.last_used_at = now
         return (key, key)
 
     def authenticate_header(self, request) -> str:

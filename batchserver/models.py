@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import time
 
 from django.db import models
 from django.utils import timezone
@@ -15,6 +16,11 @@ KEY_PREFIX = "sk-bs-"
 def hash_key(raw_key: str) -> str:
     """Keys are 256-bit random strings, so one SHA-256 is enough to keep them safe at rest."""
     return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+# Keys recently found by ``ApiKey.find``: hash -> (when, key). Bounded; per process.
+_recent: dict[str, tuple[float, ApiKey]] = {}
+MAX_REMEMBERED_KEYS = 10_000
 
 
 def new_webhook_secret() -> str:
@@ -55,6 +61,10 @@ class ApiKey(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
 
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        ApiKey.forget_found()
+
     @classmethod
     def issue(cls, name: str, expires_at=None) -> tuple[ApiKey, str]:
         """Create a key and return it with its raw value, which is not stored anywhere."""
@@ -65,17 +75,42 @@ class ApiKey(models.Model):
         return key, raw
 
     @classmethod
-    def find(cls, raw_key: str) -> ApiKey | None:
-        return cls.objects.usable().filter(hashed_key=hash_key(raw_key)).first()
+    def find(cls, raw_key: str, max_age: float = 0) -> ApiKey | None:
+        """The usable key ``raw_key`` is, or None.
+
+        ``max_age`` > 0: a key found within that many seconds is answered from this process's
+        memory, without a query. Revoking in this process takes effect at once; revoking
+        elsewhere (another web process, the admin on another host) within ``max_age``.
+        """
+        digest = hash_key(raw_key)
+        if max_age > 0:
+            found_at, key = _recent.get(digest, (0.0, None))
+            if key is not None and time.monotonic() - found_at < max_age and key.is_usable:
+                return key
+        key = cls.objects.usable().filter(hashed_key=digest).first()
+        if key is None:
+            _recent.pop(digest, None)
+        elif max_age > 0:
+            if len(_recent) >= MAX_REMEMBERED_KEYS:
+                _recent.clear()
+            _recent[digest] = (time.monotonic(), key)
+        return key
+
+    @staticmethod
+    def forget_found() -> None:
+        """Drop what ``find`` remembers, after keys changed in this process."""
+        _recent.clear()
 
     def rotate_webhook_secret(self) -> str:
         """Replace the webhook signing secret; later attempts and replays sign with the new one."""
         self.webhook_secret = new_webhook_secret()
         ApiKey.objects.filter(pk=self.pk).update(webhook_secret=self.webhook_secret)
+        ApiKey.forget_found()
         return self.webhook_secret
 
     def revoke(self) -> None:
         ApiKey.objects.filter(pk=self.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        ApiKey.forget_found()
 
     # DRF treats request.user as a user; a found key is an authenticated client.
     is_authenticated = True

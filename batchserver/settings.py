@@ -101,7 +101,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
+    DATABASES["default"]["ENGINE"] = "batchserver.db.postgresql"
 
 CACHES = {
     # The django-q2 monitor needs a cache shared between processes: the database cache is.
@@ -202,6 +202,9 @@ SPECTACULAR_SETTINGS = {
     "AUTHENTICATION_WHITELIST": [],
 }
 # Requests each API key may make: "<count>/<sec|min|hour|day>"; "off" disables throttling.
+# A found API key is remembered this long by each web process (no query per request); a key
+# revoked elsewhere stops working within it. 0: look every key up on every request.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="600/min")
 if not re.fullmatch(r"|off|0|\d+/(s|sec|second|m|min|minute|h|hour|d|day)", API_THROTTLE_RATE):
     raise ImproperlyConfigured(f"API_THROTTLE_RATE={API_THROTTLE_RATE!r}: use e.g. 600/min or off")

@@ -247,7 +247,8 @@ class BatchRequest(models.Model):
     line = models.PositiveIntegerField(help_text="Physical line number in the input file.")
     custom_id = models.CharField(max_length=64)
     chunk = models.PositiveIntegerField()
-    body = models.JSONField()
+    # The line's body as JSON text: stored as is, with nothing for the database to parse.
+    body = models.TextField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     public_id = models.CharField(max_length=48, blank=True)
     request_id = models.CharField(max_length=48, blank=True)

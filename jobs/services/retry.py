@@ -45,7 +45,7 @@ def _write_input(parent: Batch, handle: IO[bytes]) -> int:
     count = 0
     for row in rows:
         line = {"custom_id": row.custom_id, "method": "POST", "url": parent.endpoint}
-        line["body"] = row.body
+        line["body"] = json.loads(row.body)
         handle.write((json.dumps(line, ensure_ascii=False) + "\n").encode())
         count += 1
     return count

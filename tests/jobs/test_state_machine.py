@@ -15,6 +15,7 @@ from jobs.engine.base import EngineError, EngineResult
 from jobs.engine.fake import FakeBackend
 from jobs.models import Batch, BatchChunk, BatchRequest, InvalidTransition
 from jobs.services import batches as batch_services
+from jobs.services import lifecycle
 from tests.conftest import jsonl, request_line
 
 S = Batch.Status
@@ -351,6 +352,96 @@ def test_a_dead_workers_chunk_is_resumed_and_its_late_results_dropped(
     output = file_lines(client_api, body["output_file_id"])
     assert [x["custom_id"] for x in output] == ["req-1", "req-2", "req-3", "req-4"]
     assert all("late" not in x["response"]["body"] for x in output)
+
+
+def test_request_bodies_are_stored_exactly_as_sent(api_key, upload, model, settings):
+    # given lines whose text needs escaping on its way into the database (tab, newline,
+    # backslashes, quotes, non-ASCII, a line separator)
+    tricky = 'a\tb\nc \\ \\N "q" é 漢 \u2028 end'
+    settings.BATCH_CHUNK_SIZE = 2
+    file = upload(jsonl([request_line(i, content=f"{tricky} {i}") for i in range(1, 6)]))
+    batch = batch_services.create_batch(
+        api_key[0],
+        input_file_id=file["id"],
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+    )
+
+    # when it is validated and split
+    lifecycle.validate_and_split(batch)
+
+    batch.refresh_from_db()
+    assert batch.status == S.IN_PROGRESS, batch.errors
+    # then every row holds its line's body unchanged, in chunks of two
+    rows = BatchRequest.objects.filter(batch=batch).order_by("line")
+    assert [json.loads(r.body)["messages"][0]["content"] for r in rows] == [
+        f"{tricky} {i}" for i in range(1, 6)
+    ]
+    assert [(r.line, r.custom_id, r.chunk, r.status) for r in rows] == [
+        (i, f"req-{i}", (i - 1) // 2, "pending") for i in range(1, 6)
+    ]
+
+
+@pytest.mark.django_db
+def test_request_rows_compress_their_bodies_with_lz4_on_postgresql():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("column compression is PostgreSQL's")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = %s",
+            ["default_toast_compression"],
+        )
+        if not cursor.fetchone()[0]:
+            pytest.skip("this PostgreSQL was built without lz4")
+        cursor.execute(
+            "SELECT attname, attcompression FROM pg_attribute"
+            " WHERE attrelid = 'jobs_batchrequest'::regclass AND attname = ANY(%s)"
+            " ORDER BY attname",
+            [["body", "response_body"]],
+        )
+        assert cursor.fetchall() == [("body", "l"), ("response_body", "l")]
+
+
+@pytest.mark.parametrize("path", ["_write_pg", "_write_portable"])
+def test_results_are_written_only_to_rows_still_pending(started_batch, monkeypatch, path):
+    # given a chunk of three rows, one of which a cancel settled first
+    from django.db import connection
+
+    if path == "_write_pg" and connection.vendor != "postgresql":
+        pytest.skip("the PostgreSQL statement needs PostgreSQL")
+    monkeypatch.setattr(runner.connection, "vendor", "postgresql" if path == "_write_pg" else "x")
+    batch = started_batch(3)
+    BatchRequest.objects.filter(batch=batch).update(chunk=0)
+    chunk = runner.claim_chunk("w", None)
+    rows = list(BatchRequest.objects.filter(batch=batch, chunk=chunk.index).order_by("line"))
+    BatchRequest.objects.filter(pk=rows[1].pk).update(status=BatchRequest.Status.CANCELLED)
+
+    # when the engine's answers are recorded: one success, two errors
+    results = [
+        EngineResult(200, {"text": "é"}, input_tokens=3, output_tokens=5),
+        EngineResult(200, {"text": "late"}, input_tokens=7, output_tokens=7),
+        EngineResult(400, {"error": {"message": "bad"}}, input_tokens=2),
+    ]
+    assert runner.record_results(chunk, rows, results) == 2
+
+    # then the settled row kept its status, the others hold their answers, the counts add up
+    got = {r.custom_id: r for r in BatchRequest.objects.filter(batch=batch)}
+    first, cancelled, last = (got[r.custom_id] for r in rows)
+    assert cancelled.status == "cancelled" and cancelled.response_body == ""
+    assert (first.status, first.response_status, json.loads(first.response_body)) == (
+        "completed",
+        200,
+        {"text": "é"},
+    )
+    assert (last.status, last.response_status, last.input_tokens) == ("failed", 400, 2)
+    assert first.public_id.startswith("batch_req_") and first.request_id.startswith("req_")
+    assert first.finished_at is not None and last.finished_at is not None
+    batch.refresh_from_db()
+    assert (batch.request_completed, batch.request_failed) == (1, 1)
+    assert (batch.input_tokens, batch.output_tokens) == (5, 5)
+    assert BatchChunk.objects.get(pk=chunk.pk).status == BatchChunk.Status.DONE
 
 
 # --- Engine crash ----------------------------------------------------------------------------
