@@ -30,18 +30,19 @@ LIST_PARAMS = [
 ]
 
 
+# get() rather than first(): no ORDER BY to build for a lookup by primary key.
 def get_file(request, file_id: str) -> File:
-    file = File.objects.owned_by(request.user).filter(id=file_id).first()
-    if file is None:
-        raise NotFoundError("file", file_id, param="file_id")
-    return file
+    try:
+        return File.objects.owned_by(request.user).get(id=file_id)
+    except File.DoesNotExist:
+        raise NotFoundError("file", file_id, param="file_id") from None
 
 
 def get_batch(request, batch_id: str) -> Batch:
-    batch = Batch.objects.owned_by(request.user).filter(id=batch_id).first()
-    if batch is None:
-        raise NotFoundError("batch", batch_id, param="batch_id")
-    return batch
+    try:
+        return Batch.objects.owned_by(request.user).get(id=batch_id)
+    except Batch.DoesNotExist:
+        raise NotFoundError("batch", batch_id, param="batch_id") from None
 
 
 class FileListCreateView(APIView):

@@ -5,6 +5,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -84,6 +85,47 @@ def test_a_revoked_key_is_401(api_key, client_api):
     response = client_api.get("/v1/files")
     assert_envelope(response, 401, "invalid_api_key")
     assert response["WWW-Authenticate"] == "Bearer"
+
+
+def test_a_found_key_is_remembered_briefly_without_a_query(
+    api_key, client_api, settings, django_assert_num_queries, monkeypatch
+):
+    # given keys remembered for 5 s, and a key just used
+    settings.API_KEY_CACHE_SECONDS = 5
+    key, raw = api_key
+    assert ApiKey.find(raw, max_age=5) == key
+
+    # then within 5 s it is found without a query ...
+    with django_assert_num_queries(0):
+        assert ApiKey.find(raw, max_age=5) == key
+
+    # ... a revocation made by another process is honoured once they pass ...
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
+    assert ApiKey.find(raw, max_age=5) == key
+    clock = time.monotonic() + 6
+    monkeypatch.setattr("batchserver.models.time.monotonic", lambda: clock)
+    assert_envelope(client_api.get("/v1/files"), 401, "invalid_api_key")
+
+
+def test_a_key_revoked_in_this_process_is_refused_at_once(api_key, client_api, settings):
+    settings.API_KEY_CACHE_SECONDS = 60
+    key, _ = api_key
+    assert client_api.get("/v1/files").status_code == 200
+
+    key.revoke()
+
+    assert_envelope(client_api.get("/v1/files"), 401, "invalid_api_key")
+
+
+def test_a_remembered_key_still_expires_on_time(db, settings, monkeypatch):
+    settings.API_KEY_CACHE_SECONDS = 60
+    _, raw = ApiKey.issue("soon", expires_at=timezone.now() + timedelta(seconds=30))
+    assert make_client(raw).get("/v1/files").status_code == 200
+
+    later = timezone.now() + timedelta(seconds=31)
+    monkeypatch.setattr("batchserver.models.timezone.now", lambda: later)
+
+    assert_envelope(make_client(raw).get("/v1/files"), 401, "invalid_api_key")
 
 
 def test_an_expired_key_is_401(db):
