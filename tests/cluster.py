@@ -216,8 +216,10 @@ def running_cluster(log_dir: Path, **env_overrides: str) -> Iterator[LiveCluster
         for process in started:
             process.stop()
         raise
-    yield LiveCluster(url=url, web=web, worker=worker, env=env)
-    graceful = {p.name: p.stop() for p in started}
+    try:
+        yield LiveCluster(url=url, web=web, worker=worker, env=env)
+    finally:  # a failed test stops its servers too, or they outlive it on the test database
+        graceful = {p.name: p.stop() for p in started}
     leftovers = {p.name: [m.pid for m in p.members()] for p in started if p.members()}
     assert not leftovers, f"processes left behind: {leftovers}"
     assert all(graceful.values()), f"needed more than SIGTERM to the leader: {graceful}"

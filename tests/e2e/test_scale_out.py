@@ -9,6 +9,7 @@ for the second worker to join through ``run_work``'s fan-out.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections import Counter
 
@@ -101,9 +102,18 @@ def test_two_workers_share_one_batch_on_the_redis_broker(redis_queue, tmp_path):
         print(f"chunks per worker: {dict(chunks)}")
         assert set(groups) == {cluster.worker.pgid, second.pgid}, (chunks, groups)
         assert min(groups.values()) >= 4, f"one worker barely helped: {dict(chunks)}"
-        reported = Worker.objects.filter(worker_id__in=list(chunks))
-        assert {w.loaded_model for w in reported} == {FAKE_MODEL}
-        assert all(w.requests_done > 0 for w in reported)
+
+        # each reports its work in its next heartbeat (every WORKER_HEARTBEAT_SECONDS)
+        def reported_both() -> bool:
+            reported = Worker.objects.filter(worker_id__in=list(chunks))
+            return {w.loaded_model for w in reported} == {FAKE_MODEL} and all(
+                w.requests_done > 0 for w in reported
+            )
+
+        deadline = time.monotonic() + 30
+        while not reported_both() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert reported_both(), list(Worker.objects.values("worker_id", "loaded_model"))
 
         for process in (cluster.web, cluster.worker, second):
             bad = [
