@@ -124,24 +124,34 @@ def start_worker(env: dict[str, str], log_dir: Path, name: str = "worker") -> Pr
     raise RuntimeError(f"worker did not start; see {worker.log}")
 
 
+DEFAULT_BENCH_DATABASE = "postgres://postgres@127.0.0.1:5432/batchserver_bench"
+
+
 def bench_env(**overrides: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/batchserver_bench")
+    # Never the server's own DATABASE_URL: each script drops and recreates its database.
+    env["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", DEFAULT_BENCH_DATABASE)
     env.setdefault("BATCHSERVER_DATA_DIR", str(ROOT / "data" / "bench"))
     env.update({"DEBUG": "1", "Q_POLL": "0.1", "PYTHONUNBUFFERED": "1", **overrides})
     return env
 
 
 def ensure_database(url: str) -> None:
-    """Create the PostgreSQL database named in ``url`` if it does not exist."""
+    """Start from an empty PostgreSQL database named in ``url`` (dropped first if it exists).
+
+    Each script starts from the same state, so rows and dead tuples left by an earlier
+    invocation do not weigh on its figures.
+    """
     if not url.startswith("postgres"):
         return
     import psycopg
 
     base, name = url.rsplit("/", 1)
+    if not name.endswith("bench"):
+        raise SystemExit(f"BENCH_DATABASE_URL must name a database ending in 'bench', not {name!r}")
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 FAKE_MODEL = "fake-model"

@@ -19,7 +19,7 @@ def run_script(name: str, *args: str, tmp_path: Path, timeout: int = 900) -> str
         k: v for k, v in os.environ.items() if not k.startswith("PYTEST_") and k not in test_only
     }
     env.update(
-        DATABASE_URL=f"sqlite:///{tmp_path / 'bench.sqlite3'}",
+        BENCH_DATABASE_URL=f"sqlite:///{tmp_path / 'bench.sqlite3'}",
         BATCHSERVER_DATA_DIR=str(tmp_path / "data"),
         BATCHSERVER_MODELS_DIR=os.environ.get("BATCHSERVER_MODELS_DIR", ""),
         DJANGO_SETTINGS_MODULE="batchserver.settings",
