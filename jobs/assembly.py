@@ -14,6 +14,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.files import File as DjangoFile
@@ -32,8 +33,30 @@ _ERROR_MESSAGES = {
 }
 
 
-def output_line(row: BatchRequest) -> str:
-    """One result line, in the exact shape of OpenAI's batch output and error files."""
+OUTPUT_FIELDS = (
+    "id",
+    "custom_id",
+    "status",
+    "public_id",
+    "request_id",
+    "response_status",
+    "response_body",
+    "error",
+)
+
+
+def output_rows(queryset) -> Iterator[Any]:
+    """The rows of ``queryset`` in input order, as named tuples of what ``output_line`` reads
+    (no model instance per row: for a large batch that was most of the assembly time)."""
+    rows = queryset.order_by("line").values_list(*OUTPUT_FIELDS, named=True)
+    return rows.iterator(chunk_size=2000)
+
+
+def output_line(row: Any) -> str:
+    """One result line, in the exact shape of OpenAI's batch output and error files.
+
+    ``row``: a ``BatchRequest`` or a row of ``output_rows``.
+    """
     if row.response_status is not None:
         body = row.response_body or "null"
         response = (
@@ -46,25 +69,14 @@ def output_line(row: BatchRequest) -> str:
         code, message = _ERROR_MESSAGES.get(row.status, ("internal_error", "Request not run."))
         error = json.dumps(row.error or {"code": code, "message": message})
     return (
-        f'{{"id": {json.dumps(row.public_id or f"batch_req_{row.pk:024x}")}, '
+        f'{{"id": {json.dumps(row.public_id or f"batch_req_{row.id:024x}")}, '
         f'"custom_id": {json.dumps(row.custom_id)}, "response": {response}, '
         f'"error": {error}}}\n'
     )
 
 
-def _rows(batch: Batch) -> Iterator[BatchRequest]:
-    fields = (
-        "id",
-        "custom_id",
-        "status",
-        "public_id",
-        "request_id",
-        "response_status",
-        "response_body",
-        "error",
-    )
-    queryset = BatchRequest.objects.filter(batch=batch).exclude(status=R.PENDING)
-    return queryset.order_by("line").only(*fields).iterator(chunk_size=2000)
+def _rows(batch: Batch) -> Iterator[Any]:
+    return output_rows(BatchRequest.objects.filter(batch=batch).exclude(status=R.PENDING))
 
 
 def _derived_file_id(batch: Batch, kind: str) -> str:

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from batchserver.api.errors import ApiError, NotFoundError
 from batchserver.api.pagination import cursor_page, list_body
 from jobs.api import serializers as s
-from jobs.assembly import output_line
+from jobs.assembly import output_line, output_rows
 from jobs.models import Batch, BatchRequest, File
 from jobs.services import batches as batch_services
 from jobs.services import files as file_services
@@ -258,9 +258,7 @@ def finished_lines(batch: Batch, kind: str) -> Iterator[bytes]:
         rows = rows.filter(status=done)
     else:
         rows = rows.exclude(status__in=(done, BatchRequest.Status.PENDING))
-    fields = ("id", "custom_id", "status", "public_id", "request_id", "response_status")
-    rows = rows.order_by("line").only(*fields, "response_body", "error")
-    for row in rows.iterator(chunk_size=1000):
+    for row in output_rows(rows):
         yield output_line(row).encode()
 
 
