@@ -3,12 +3,14 @@
 A batch runs on the fake engine, slowed by ``FAKE_DELAY_PER_REQUEST_MS`` so it is still
 ``in_progress`` for the whole measurement, while ``--clients`` threads (one ``httpx.Client``
 each, on 127.0.0.1) alternate between retrieving it and listing batches, for ``--duration``
-seconds or ``--max-requests`` requests per client. Per-key throttling is off on this server
-(``API_THROTTLE_RATE=off``); all clients share one key. Each run prints p50 / p99 / max per
-endpoint; the summary gives the median and spread over the runs. Usage:
+seconds or ``--max-requests`` requests per client, each pausing ``--pause-ms`` after every
+answer (0, the default: back to back, the hardest case; a polling client waits). Per-key
+throttling is off on this server (``API_THROTTLE_RATE=off``); all clients share one key. Each
+run prints p50 / p99 / max per endpoint; the summary gives the median and spread over the runs.
+Usage:
 
     .venv/bin/python bench/api_latency.py [--clients 20] [--duration 20] [--runs 3]
-        [--web-workers 4] [--history 20]
+        [--web-workers 4] [--history 20] [--pause-ms 0]
 """
 
 from __future__ import annotations
@@ -74,7 +76,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
-def measure(url: str, key: str, batch_id: str, clients: int, duration: float, max_requests: int):
+def measure(
+    url: str,
+    key: str,
+    batch_id: str,
+    clients: int,
+    duration: float,
+    max_requests: int,
+    pause: float = 0.0,
+):
     """Latencies in ms per endpoint, and the count of non-200 answers."""
     paths = {"retrieve": f"/v1/batches/{batch_id}", "list": "/v1/batches"}
     latencies: dict[str, list[float]] = {name: [] for name in paths}
@@ -105,6 +115,8 @@ def measure(url: str, key: str, batch_id: str, clients: int, duration: float, ma
                         errors.append(f"{name}: {status}")
                 elif i >= WARMUP:
                     mine[name].append(elapsed)
+                if pause:
+                    time.sleep(pause)
         with lock:
             for name, values in mine.items():
                 latencies[name].extend(values)
@@ -127,6 +139,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--web-workers", type=int, default=4)
     parser.add_argument("--history", type=int, default=20, help="finished batches listed too")
+    parser.add_argument("--pause-ms", type=float, default=0.0, help="each client, after an answer")
     parser.add_argument("--profile", type=Path, help="py-spy the web tree into this folder")
     args = parser.parse_args()
 
@@ -166,7 +179,13 @@ def main() -> None:
                 profiler = _cluster.Profiler(web.popen.pid, args.profile / f"web-{run}.txt")
             try:
                 latencies, errors, seconds = measure(
-                    url, key, batch.id, args.clients, args.duration, args.max_requests
+                    url,
+                    key,
+                    batch.id,
+                    args.clients,
+                    args.duration,
+                    args.max_requests,
+                    args.pause_ms / 1000,
                 )
             finally:
                 if profiler is not None:
@@ -206,7 +225,11 @@ def report(args, results: list[dict[str, float]]) -> None:
     def col(name: str) -> list[float]:
         return [r[name] for r in results]
 
-    print(f"\n{args.clients} clients, {args.runs} runs of {args.duration:g} s: median (min, max)")
+    pause = f", {args.pause_ms:g} ms pause after each answer" if args.pause_ms else ", back to back"
+    print(
+        f"\n{args.clients} clients{pause}, {args.runs} runs of {args.duration:g} s:"
+        " median (min, max)"
+    )
     for name, label in (("retrieve", "GET /v1/batches/{id}"), ("list", "GET /v1/batches")):
         print(f"  {label}")
         print(f"    p50 ms:        {spread(col(name + '_p50'))}")

@@ -101,6 +101,8 @@ def test_api_latency_smoke(tmp_path):
         "2",
         "--history",
         "2",
+        "--pause-ms",
+        "5",
         tmp_path=tmp_path,
         timeout=120,
     )
