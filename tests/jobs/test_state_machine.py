@@ -420,7 +420,7 @@ def test_results_are_written_only_to_rows_still_pending(started_batch, monkeypat
 
     # when the engine's answers are recorded: one success, two errors
     results = [
-        EngineResult(200, {"text": "é"}, input_tokens=3, output_tokens=5),
+        EngineResult(200, {"text": 'é 😀 \\ "q"'}, input_tokens=3, output_tokens=5),
         EngineResult(200, {"text": "late"}, input_tokens=7, output_tokens=7),
         EngineResult(400, {"error": {"message": "bad"}}, input_tokens=2),
     ]
@@ -433,8 +433,9 @@ def test_results_are_written_only_to_rows_still_pending(started_batch, monkeypat
     assert (first.status, first.response_status, json.loads(first.response_body)) == (
         "completed",
         200,
-        {"text": "é"},
+        {"text": 'é 😀 \\ "q"'},
     )
+    assert first.response_body == json.dumps(results[0].body, ensure_ascii=False)  # byte for byte
     assert (last.status, last.response_status, last.input_tokens) == ("failed", 400, 2)
     assert first.public_id.startswith("batch_req_") and first.request_id.startswith("req_")
     assert first.finished_at is not None and last.finished_at is not None
