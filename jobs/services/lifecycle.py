@@ -91,27 +91,13 @@ _COPY_COLUMNS = (
 
 def _copy_rows(batch: Batch, lines: list[ParsedLine], first: int, size: int) -> None:
     """PostgreSQL: COPY the rows in, with no per-row model instance or parameter quoting."""
-    pending = BatchRequest.Status.PENDING
+    unanswered = (BatchRequest.Status.PENDING, "", "", "", 0, 0)  # status … output_tokens
     table = BatchRequest._meta.db_table
     with connection.cursor() as cursor:
         with cursor.copy(f"COPY {table} ({_COPY_COLUMNS}) FROM STDIN") as copy:
             for n, item in enumerate(lines, start=first):
                 body = json.dumps(item.body, ensure_ascii=False)
-                copy.write_row(
-                    (
-                        batch.pk,
-                        item.line,
-                        item.custom_id,
-                        n // size,
-                        body,
-                        pending,
-                        "",
-                        "",
-                        "",
-                        0,
-                        0,
-                    )
-                )
+                copy.write_row((batch.pk, item.line, item.custom_id, n // size, body, *unanswered))
 
 
 def _create_rows(batch: Batch, lines: list[ParsedLine], first: int, size: int) -> None:
