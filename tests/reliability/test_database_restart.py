@@ -302,7 +302,7 @@ def _assert_envelope_503(response) -> None:
 def test_database_down_while_authenticating_an_api_key_is_a_503(db, monkeypatch):
     raw = ApiKey.issue("k")[1]
 
-    def unavailable(cls, raw_key):
+    def unavailable(cls, raw_key, **options):
         raise OperationalError("connection refused")
 
     monkeypatch.setattr(ApiKey, "find", classmethod(unavailable))
