@@ -1,10 +1,13 @@
 """Root URLs: the OpenAI-compatible API under /v1, the admin, the API docs, metrics."""
 
+from django.apps import apps
 from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from batchserver import console
 from batchserver.api.errors import json_error
 from jobs import metrics
 from jobs.ops_views import reset_stuck_jobs_view, restart_worker_view
@@ -22,7 +25,9 @@ urlpatterns = [
     path("v1/", include("jobs.api.urls")),
     path("v1/", include("models_registry.api.urls")),
     re_path(r"^v1/(?P<rest>.*)$", api_not_found),
-    path("admin/ops/", include("jobs.pages.urls")),  # operator pages, staff-only
+    path("", include("jobs.pages.urls")),  # operator pages, staff-only
+    # The operator pages' first home, inside the admin: kept as redirects.
+    re_path(r"^admin/ops/(?P<rest>.*)$", RedirectView.as_view(url="/%(rest)s", permanent=True)),
     path("admin/reset-stuck-jobs", reset_stuck_jobs_view, name="reset-stuck-jobs"),
     path("admin/restart-worker", restart_worker_view, name="restart-worker"),
     path("admin/", admin.site.urls),
@@ -31,6 +36,12 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("healthz", healthz),
     path("", include("django_prometheus.urls")),
+]
+# A console page whose app is not installed says so (batchserver/console.py), never a 404.
+urlpatterns += [
+    path(page.path, console.not_installed, {"page": page.path})
+    for page in console.PAGES
+    if page.app and not apps.is_installed(page.app)
 ]
 
 # batch_* series computed from the database at scrape time (jobs/metrics.py): registered by the

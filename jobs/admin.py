@@ -5,8 +5,8 @@ from django.http import FileResponse, Http404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from batchserver.api.errors import ApiError
-from jobs.models import Batch, BatchChunk, BatchRequest, File, InvalidTransition, WebhookDelivery
+from batchserver.errors import DomainError
+from jobs.models import Batch, BatchChunk, BatchRequest, File, WebhookDelivery
 from jobs.services import batches as batch_services
 from jobs.services import files as file_services
 
@@ -129,7 +129,7 @@ class BatchAdmin(ReadOnlyAdmin):
             try:
                 batch_services.request_cancel(batch)
                 cancelled += 1
-            except (ApiError, InvalidTransition):
+            except DomainError:
                 refused.append(f"{batch.id} ({batch.status})")
         self.message_user(request, f"Cancelling {cancelled} batch(es).")
         if refused:
@@ -195,7 +195,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
             try:
                 webhooks.replay(delivery)
                 replayed += 1
-            except ApiError:
+            except DomainError:
                 refused.append(delivery.id)
         self.message_user(request, f"Replaying {replayed} webhook delivery(ies).")
         if refused:

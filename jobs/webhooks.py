@@ -28,11 +28,10 @@ from django.db.models import F
 from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task, schedule
-from rest_framework import status
 from standardwebhooks.webhooks import Webhook
 
-from batchserver.api.errors import ApiError
 from batchserver.backoff import backoff_delay
+from batchserver.errors import Conflict
 from jobs import net
 from jobs.models import Batch, WebhookDelivery, WebhookSubscription
 
@@ -279,11 +278,10 @@ def replay(delivery: WebhookDelivery) -> WebhookDelivery:
         delivered_at=None,
     )
     if not updated:
-        raise ApiError(
+        raise Conflict(
             f"Webhook delivery {delivery.id} is still pending; it cannot be replayed yet.",
             param="delivery_id",
             code="webhook_delivery_pending",
-            status_code=status.HTTP_409_CONFLICT,
         )
     delivery_id = delivery.id
     transaction.on_commit(lambda: async_task(DELIVER_TASK, delivery_id))

@@ -9,6 +9,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from batchserver.errors import DomainError
+
 
 class ApiError(exceptions.APIException):
     """An error a client caused (or a service state it must know of), answered in OpenAI's shape."""
@@ -40,6 +42,11 @@ class NotFoundError(ApiError):
             code="not_found",
             status_code=status.HTTP_404_NOT_FOUND,
         )
+
+
+def from_domain(exc: DomainError) -> ApiError:
+    """The API's answer to a service's refusal: same message, param and code."""
+    return ApiError(exc.message, param=exc.param, code=exc.code, status_code=exc.status)
 
 
 def envelope(
@@ -86,6 +93,8 @@ def openai_exception_handler(exc: Exception, context: dict[str, Any]) -> Respons
     """DRF exception handler that answers every error in the OpenAI envelope."""
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found.")
+    elif isinstance(exc, DomainError):
+        exc = from_domain(exc)
     response = exception_handler(exc, context)
     if response is None:
         return None  # a real bug: let Django answer 500 (and log it)

@@ -13,14 +13,17 @@ from django.db import models, transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from batchserver.errors import Conflict
 from batchserver.models import ApiKey
 from jobs import signals
 from jobs.ids import new_batch_id
 from jobs.models.files import File, _ts
 
 
-class InvalidTransition(Exception):
+class InvalidTransition(Conflict):
     """A status change the state machine does not allow (e.g. cancelling a completed batch)."""
+
+    default_code = "invalid_transition"
 
 
 class BatchQuerySet(models.QuerySet):

@@ -1,4 +1,4 @@
-"""The operator pages, mounted under /admin/ops/; every view is staff-only like the admin."""
+"""The operator pages, mounted at the root (/queue, /history…), staff-only like the admin."""
 
 from django.contrib import admin
 from django.urls import path
@@ -13,8 +13,8 @@ def staff(view):
 
 
 urlpatterns = [
-    path("queue/", staff(views.queue), name="queue"),
-    path("history/", staff(views.history), name="history"),
-    path("workers/", staff(views.workers), name="workers"),
-    path("batches/<str:batch_id>/", staff(views.batch), name="batch"),
+    path("queue", staff(views.queue), name="queue"),
+    path("history", staff(views.history), name="history"),
+    path("workers", staff(views.workers), name="workers"),
+    path("batches/<str:batch_id>", staff(views.batch), name="batch"),
 ]

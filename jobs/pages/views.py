@@ -15,8 +15,9 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 
+from batchserver import charts
 from jobs.models import Batch
-from jobs.pages import charts, data
+from jobs.pages import data
 
 REFRESH = "every 3s"
 

@@ -10,10 +10,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
-from rest_framework import status
 
 from batchserver import correlation
-from batchserver.api.errors import ApiError, NotFoundError
+from batchserver.errors import Conflict, Invalid, NotFound
 from batchserver.models import ApiKey
 from jobs.models import Batch, File, WebhookSubscription
 
@@ -38,9 +37,9 @@ def batch_input_file(owner: ApiKey, input_file_id: str) -> File:
     """The key's file named as a batch input: 404 if it is not theirs, 400 if not purpose batch."""
     file = File.objects.owned_by(owner).filter(id=input_file_id).first()
     if file is None:
-        raise NotFoundError("file", input_file_id, param="input_file_id")
+        raise NotFound("file", input_file_id, param="input_file_id")
     if file.purpose != File.Purpose.BATCH:
-        raise ApiError(
+        raise Invalid(
             f"File {input_file_id} has purpose '{file.purpose}'; a batch input file must be "
             "uploaded with purpose 'batch'.",
             param="input_file_id",
@@ -72,7 +71,7 @@ def create_batch(
     seconds = window_seconds(completion_window)
     if seconds is None:
         allowed = ", ".join(repr(w) for w in settings.BATCH_COMPLETION_WINDOWS)
-        raise ApiError(
+        raise Invalid(
             f"completion_window must be one of {allowed}.",
             param="completion_window",
             code="invalid_value",
@@ -103,11 +102,10 @@ def create_batch(
 def request_cancel(batch: Batch) -> Batch:
     """Ask for a cancel: the batch is ``cancelling`` until the worker settles what is finished."""
     if batch.status not in (Batch.Status.VALIDATING, Batch.Status.IN_PROGRESS):
-        raise ApiError(
+        raise Conflict(
             f"Cannot cancel a batch with status '{batch.status}'.",
             param="batch_id",
             code="batch_not_cancellable",
-            status_code=status.HTTP_409_CONFLICT,
         )
     if not batch.transition(Batch.Status.CANCELLING):
         return request_cancel(batch)  # it moved meanwhile: answer from its new status

@@ -19,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 
-from batchserver.api.errors import NotFoundError
+from batchserver.errors import NotFound
 from batchserver.models import ApiKey
 from jobs.models import File
 from jobs.services.batches import batch_input_file
@@ -173,7 +173,7 @@ def _scan(file: File, endpoint: str) -> tuple[dict[str, ModelFigures], list[Line
     try:
         handle = file.content.open("rb")
     except FileNotFoundError:
-        raise NotFoundError("file content", file.id, param="input_file_id") from None
+        raise NotFound("file content", file.id, param="input_file_id") from None
     with handle:
         for item in check_lines(
             handle,

@@ -15,9 +15,8 @@ from typing import IO
 from django.conf import settings
 from django.core.files import File as DjangoFile
 from django.db import transaction
-from rest_framework import status
 
-from batchserver.api.errors import ApiError
+from batchserver.errors import Conflict
 from jobs.models import Batch, BatchRequest, File
 from jobs.services.batches import create_batch
 from jobs.services.files import create_file
@@ -30,8 +29,8 @@ RETRYABLE = (R.FAILED, R.EXPIRED, R.CANCELLED)
 RETRYABLE_BATCH = Batch.TERMINAL
 
 
-def _conflict(message: str, code: str) -> ApiError:
-    return ApiError(message, param="batch_id", code=code, status_code=status.HTTP_409_CONFLICT)
+def _conflict(message: str, code: str) -> Conflict:
+    return Conflict(message, param="batch_id", code=code)
 
 
 def _write_input(parent: Batch, handle: IO[bytes]) -> int:
@@ -60,7 +59,7 @@ def retry_batch(
 ) -> Batch:
     """Create a child batch of ``parent`` holding only its failed, expired and cancelled lines.
 
-    Raises a 409 ``ApiError`` while the parent is still running or when it has nothing to retry.
+    Raises ``Conflict`` while the parent is still running or when it has nothing to retry.
     Settings not given are inherited from the parent.
     """
     if parent.status not in RETRYABLE_BATCH:

@@ -17,9 +17,8 @@ from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-from rest_framework import status
 
-from batchserver.api.errors import ApiError
+from batchserver.errors import Conflict, Invalid
 from batchserver.models import ApiKey
 from jobs.models import Batch, BatchChunk, File, Worker
 from jobs.services.batches import enqueue
@@ -43,11 +42,10 @@ RESTART_TTL_SECONDS = 24 * 3600
 
 def _check_schedulable(batch: Batch, action: str) -> None:
     if batch.status not in SCHEDULABLE:
-        raise ApiError(
+        raise Conflict(
             f"Cannot {action} a batch with status '{batch.status}'.",
             param="batch_id",
             code="batch_not_schedulable",
-            status_code=status.HTTP_409_CONFLICT,
         )
 
 
@@ -93,7 +91,7 @@ def priority_from_metadata(metadata: dict[str, str] | None) -> int | None:
         return None
     low, high = PRIORITY_RANGE
     if not low <= value <= high:
-        raise ApiError(
+        raise Invalid(
             f"metadata.priority must be between {low} and {high}.",
             param="metadata.priority",
             code="invalid_value",

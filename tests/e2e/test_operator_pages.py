@@ -1,5 +1,5 @@
 # ruff: noqa: F811
-"""The operator pages (/admin/ops/) in headless Chromium, on data made through the SDK.
+"""The operator pages (/queue, /history, /workers) in headless Chromium, on SDK-made data.
 
 Same browser, server and rules as ``test_admin_pages.py`` (whose fixtures are reused): Debian's
 Chromium, the live gunicorn + qcluster pair, no request may leave for another host, no script
@@ -67,7 +67,7 @@ def _assert_not_reloaded(page) -> None:
 
 
 def test_operator_pages_are_staff_only(page, watch):
-    for url in ("/admin/ops/queue/", "/admin/ops/history/", "/admin/ops/workers/"):
+    for url in ("/queue", "/history", "/workers"):
         page.goto(url)
         expect(page).to_have_url(re.compile(r"/admin/login/\?next=" + re.escape(url) + "$"))
     assert not watch.outside and not watch.script_errors
@@ -76,14 +76,16 @@ def test_operator_pages_are_staff_only(page, watch):
 def test_admin_index_links_to_the_operator_pages(admin_page, watch):
     page = admin_page
     links = page.locator("#ops-links a")
-    expect(links).to_have_text(["Queue", "Job history", "Workers"])
+    expect(links.first).to_have_text("Queue")
+    expect(page.locator("#ops-links")).to_contain_text("History")
     links.filter(has_text="Queue").click()
-    expect(page).to_have_url(re.compile(r"/admin/ops/queue/$"))
+    expect(page).to_have_url(re.compile(r"/queue$"))
     expect(page.locator("#content h1")).to_have_text("Queue")
     # inside the admin's frame: its header, breadcrumbs and the other operator pages
     expect(page.locator("#site-name")).to_contain_text("batchserver")
-    expect(page.locator(".breadcrumbs")).to_contain_text("Operator pages")
-    page.locator(".ops-nav a", has_text="Workers").click()
+    expect(page.locator(".breadcrumbs")).to_contain_text("Console")
+    expect(page.locator(".console-nav a.current")).to_have_text("Queue")
+    page.locator(".console-nav a", has_text="Workers").click()
     expect(page.locator("#content h1")).to_have_text("Workers")
     watch.assert_clean()
 
@@ -97,7 +99,7 @@ def test_queue_page_follows_a_running_batch_until_it_is_done(
     waiting = start_batch(openai_client, [request_line(i) for i in range(3)])
 
     # when the queue page is open
-    page.goto("/admin/ops/queue/")
+    page.goto("/queue")
     _mark_loaded(page)
     first = page.locator(f"tr.queue-row[data-batch='{running.id}']")
     second = page.locator(f"tr.queue-row[data-batch='{waiting.id}']")
@@ -132,7 +134,7 @@ def test_batch_page_shows_progress_live_and_links_to_files(
     batch = _hanging_batch(openai_client, live_cluster, fail=12)
 
     # when its page is open while it runs
-    page.goto(f"/admin/ops/batches/{batch.id}/")
+    page.goto(f"/batches/{batch.id}")
     _mark_loaded(page)
     expect(page.locator("#batch-status")).to_have_text("in_progress")
     expect(page.locator("#batch-model")).to_have_text("fake-model")
@@ -179,7 +181,7 @@ def test_history_filters_and_throughput_charts(admin_page, openai_client, live_c
         wait_for_batch(openai_client, batch.id, live_cluster)
 
     # when the history page is open
-    page.goto("/admin/ops/history/")
+    page.goto("/history")
 
     # then it lists all four and draws one point per batch that ran, in both charts
     expect(page.locator("tr.history-row")).to_have_count(4)
@@ -201,12 +203,12 @@ def test_history_filters_and_throughput_charts(admin_page, openai_client, live_c
     expect(page.locator(f"tr.history-row[data-batch='{broken.id}']")).to_have_count(1)
     expect(page.locator("#chart-tokens")).to_have_text("No finished batch to chart.")
 
-    page.goto("/admin/ops/history/")
+    page.goto("/history")
     page.select_option("#id_model", "fake-model")
     page.click("#history-filter input[type=submit]")
     expect(page.locator("tr.history-row")).to_have_count(3)
 
-    page.goto("/admin/ops/history/")
+    page.goto("/history")
     page.fill("#id_created_from", "2100-01-01")
     page.click("#history-filter input[type=submit]")
     expect(page.locator("#history-empty")).to_be_visible()
@@ -220,7 +222,7 @@ def test_workers_page_shows_the_live_worker(admin_page, openai_client, live_clus
     wait_for_batch(openai_client, batch.id, live_cluster)
 
     # when the workers page is open
-    page.goto("/admin/ops/workers/")
+    page.goto("/workers")
     _mark_loaded(page)
 
     # then the worker is there: alive, its heartbeat recent, the model loaded, work counted
