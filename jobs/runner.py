@@ -17,11 +17,17 @@ from django.utils import timezone
 
 from batchserver.backoff import backoff_delay
 from jobs import signals
-from jobs.engine.base import EngineError, EngineRequest, EngineResult, ModelLoadError
-from jobs.engine.manager import get_engine
 from jobs.ids import new_id
 from jobs.models import Batch, BatchChunk, BatchRequest
 from jobs.services.recovery import db_retry
+from jobs.worker.engine.base import (
+    EngineError,
+    EngineRequest,
+    EngineResult,
+    ModelLoadError,
+    ModelSpec,
+)
+from jobs.worker.engine.manager import get_engine
 from models_registry.services import find_active_model
 
 logger = logging.getLogger(__name__)
@@ -34,6 +40,13 @@ MAX_LOAD_ATTEMPTS = 3
 def worker_id() -> str:
     """host:pid, the id this process's heartbeat reports under."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def model_spec(model) -> ModelSpec:
+    """What the engine loads for a registry entry."""
+    return ModelSpec(
+        name=model.name, path=model.local_path(), kind=model.kind, settings=model.engine_settings()
+    )
 
 
 def runnable_chunks(also_leased_to: str | None = None):
@@ -96,7 +109,7 @@ def run_chunk(chunk: BatchChunk) -> tuple[int, int]:
     try:
         # A chunk that already crashed the engine once is run in halves until the request
         # that keeps crashing it stands alone.
-        results = _run(model.spec(), batch.endpoint, rows, isolate=chunk.attempts > 1)
+        results = _run(model_spec(model), batch.endpoint, rows, isolate=chunk.attempts > 1)
     except ModelLoadError as exc:
         logger.error("batch %s: model %s failed to load: %s", batch.id, batch.model, exc)
         _after_load_failure(chunk, str(exc))

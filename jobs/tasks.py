@@ -12,11 +12,12 @@ from django_q.tasks import async_task
 
 from batchserver import correlation
 from jobs import runner
-from jobs.engine.manager import get_engine
-from jobs.heartbeat import get_heartbeat
 from jobs.models import Batch
 from jobs.services import files, lifecycle, scheduling
 from jobs.services.recovery import db_retry
+from jobs.worker.engine.manager import get_engine
+from jobs.worker.heartbeat import get_heartbeat
+from models_registry.services import record_throughput
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def run_work() -> int:
             seconds = time.monotonic() - started
             heartbeat.finished_chunk(written, tokens, seconds)
             if warm:  # a chunk that loaded the model first would understate its speed
-                scheduling.record_throughput(chunk.batch.model, tokens, seconds)
+                record_throughput(chunk.batch.model, tokens, seconds)
             logger.info(
                 "batch %s chunk %d: %d requests, %d output tokens in %.2f s",
                 chunk.batch_id,

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
-from jobs.engine.base import ModelSpec
+from models_registry.builtin import resolve_path
 
 
 class ModelQuerySet(models.QuerySet):
@@ -78,16 +78,9 @@ class Model(models.Model):
             settings["extra"] = dict(self.extra_args)
         return settings
 
-    def spec(self) -> ModelSpec:
-        """What the engine loads; resolving the built-in model may convert it (first use)."""
-        from models_registry.builtin import resolve_path
-
-        return ModelSpec(
-            name=self.name,
-            path=resolve_path(self.path),
-            kind=self.kind,
-            settings=self.engine_settings(),
-        )
+    def local_path(self) -> str:
+        """The folder the engine loads; resolving the built-in model may convert it (first use)."""
+        return resolve_path(self.path)
 
     def as_openai(self) -> dict[str, Any]:
         return {

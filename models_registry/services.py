@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
+
 from models_registry.models import Model
+
+# Weight of the newest chunk in the moving average of a model's measured throughput.
+THROUGHPUT_SMOOTHING = 0.3
 
 
 def find_active_model(name: str) -> Model | None:
@@ -16,3 +22,35 @@ def register_model(name: str, path: str = "", kind: str = Model.Kind.GENERATE, *
         name=name, defaults={"path": path, "kind": kind, "is_active": True, **settings}
     )
     return model
+
+
+def record_throughput(model_name: str, output_tokens: int, seconds: float) -> None:
+    """Fold one chunk's output tokens per second into its model's moving average.
+
+    One UPDATE, so workers that finish chunks at the same time cannot lose each other's figure.
+    Chunks without output tokens (embeddings, failed chunks) say nothing about generation speed.
+    """
+    if not model_name or output_tokens <= 0 or seconds <= 0:
+        return
+    measured = output_tokens / seconds
+    a = THROUGHPUT_SMOOTHING
+    Model.objects.filter(name=model_name).update(
+        measured_output_tokens_per_second=Coalesce(
+            F("measured_output_tokens_per_second") * (1 - a) + Value(a * measured),
+            Value(measured),
+        )
+    )
+
+
+def model_throughputs(names: set[str] | None = None) -> dict[str, float]:
+    """Measured output tokens per second by model name (models never measured are absent)."""
+    queryset = Model.objects.filter(measured_output_tokens_per_second__isnull=False)
+    if names is not None:
+        queryset = queryset.filter(name__in=names)
+    return dict(queryset.values_list("name", "measured_output_tokens_per_second"))
+
+
+def seconds_for(output_tokens: float, tokens_per_second: float | None) -> float | None:
+    if not tokens_per_second:
+        return None
+    return round(output_tokens / tokens_per_second, 1)

@@ -30,7 +30,7 @@ from urllib.parse import quote
 import psutil
 from django.conf import settings
 
-from jobs.engine.host import group_members
+from jobs.worker.engine.host import group_members
 
 BASE_DIR = Path(settings.BASE_DIR)
 START_TIMEOUT = 60.0

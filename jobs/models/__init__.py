@@ -3,7 +3,7 @@
 from jobs.models.batches import Batch, BatchChunk, BatchQuerySet, BatchRequest, InvalidTransition
 from jobs.models.files import File, FileQuerySet, file_upload_to
 from jobs.models.webhooks import WebhookDelivery, WebhookSubscription
-from jobs.models.workers import Worker
+from jobs.worker.models import Worker
 
 __all__ = [
     "Batch",

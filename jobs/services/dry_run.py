@@ -24,10 +24,10 @@ from batchserver.models import ApiKey
 from jobs.models import File
 from jobs.services.batches import batch_input_file
 from jobs.services.lifecycle import MAX_REPORTED_ERRORS, model_error
-from jobs.services.scheduling import DEFAULT_OUTPUT_TOKENS, model_throughputs, seconds_for
+from jobs.services.scheduling import DEFAULT_OUTPUT_TOKENS
 from jobs.validation import LineError, ParsedLine, check_lines
 from models_registry import builtin
-from models_registry.services import find_active_model
+from models_registry.services import find_active_model, model_throughputs, seconds_for
 
 logger = logging.getLogger(__name__)
 CHARS_PER_TOKEN = 4

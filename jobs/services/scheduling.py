@@ -14,15 +14,13 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F, Value
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from batchserver.errors import Conflict, Invalid
 from batchserver.models import ApiKey
 from jobs.models import Batch, BatchChunk, File, Worker
 from jobs.services.batches import enqueue
-from models_registry.models import Model
+from models_registry.services import model_throughputs, seconds_for
 
 logger = logging.getLogger(__name__)
 S = Batch.Status
@@ -31,8 +29,6 @@ PRIORITY_RANGE = (-100, 100)
 SCHEDULABLE = (S.VALIDATING, S.IN_PROGRESS)
 # Output tokens assumed per request when neither the body nor the batch's progress tells.
 DEFAULT_OUTPUT_TOKENS = 256
-# Weight of the newest chunk in the moving average of a model's measured throughput.
-THROUGHPUT_SMOOTHING = 0.3
 RESTART_KEY = "worker-restart:{}"
 RESTART_TTL_SECONDS = 24 * 3600
 
@@ -97,41 +93,6 @@ def priority_from_metadata(metadata: dict[str, str] | None) -> int | None:
             code="invalid_value",
         )
     return value
-
-
-# --- measured throughput ----------------------------------------------------------------------
-
-
-def record_throughput(model_name: str, output_tokens: int, seconds: float) -> None:
-    """Fold one chunk's output tokens per second into its model's moving average.
-
-    One UPDATE, so workers that finish chunks at the same time cannot lose each other's figure.
-    Chunks without output tokens (embeddings, failed chunks) say nothing about generation speed.
-    """
-    if not model_name or output_tokens <= 0 or seconds <= 0:
-        return
-    measured = output_tokens / seconds
-    a = THROUGHPUT_SMOOTHING
-    Model.objects.filter(name=model_name).update(
-        measured_output_tokens_per_second=Coalesce(
-            F("measured_output_tokens_per_second") * (1 - a) + Value(a * measured),
-            Value(measured),
-        )
-    )
-
-
-def model_throughputs(names: set[str] | None = None) -> dict[str, float]:
-    """Measured output tokens per second by model name (models never measured are absent)."""
-    queryset = Model.objects.filter(measured_output_tokens_per_second__isnull=False)
-    if names is not None:
-        queryset = queryset.filter(name__in=names)
-    return dict(queryset.values_list("name", "measured_output_tokens_per_second"))
-
-
-def seconds_for(output_tokens: float, tokens_per_second: float | None) -> float | None:
-    if not tokens_per_second:
-        return None
-    return round(output_tokens / tokens_per_second, 1)
 
 
 # --- the queue --------------------------------------------------------------------------------

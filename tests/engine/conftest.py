@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.engine.manager import get_engine
+from jobs.worker.engine.manager import get_engine
 from models_registry import builtin
 from models_registry.services import register_model
 

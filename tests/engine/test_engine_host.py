@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from jobs.engine.host import group_members
+from jobs.worker.engine.host import group_members
 from models_registry import builtin
 from models_registry.services import register_model
 from tests.engine.conftest import SMOLLM2, chat_line
@@ -98,6 +98,7 @@ def test_engine_host_killed_mid_batch_the_batch_still_completes(
 
 
 def real_engine_spec():
+    from jobs.runner import model_spec
     from models_registry.models import Model
 
-    return Model.objects.get(name=SMOLLM2).spec()
+    return model_spec(Model.objects.get(name=SMOLLM2))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.engine import host
-from jobs.engine.base import EngineError, ModelSpec
+from jobs.worker.engine import host
+from jobs.worker.engine.base import EngineError, ModelSpec
 
 MiB = 2**20
 

@@ -11,8 +11,8 @@ import pytest
 
 from batchserver import correlation
 from batchserver.logging import CorrelationIdFilter, JsonFormatter, logging_config
-from jobs.engine.manager import get_engine
 from jobs.models import Batch
+from jobs.worker.engine.manager import get_engine
 from tests.conftest import jsonl, request_line
 
 

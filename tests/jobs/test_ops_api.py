@@ -12,12 +12,13 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
-from jobs import gpu, runner, tasks
+from jobs import runner, tasks
 from jobs.models import Batch, Worker
 from jobs.services import scheduling
+from jobs.worker import gpu
 from models_registry import builtin
 from models_registry.models import Model
-from models_registry.services import register_model
+from models_registry.services import record_throughput, register_model
 from tests.conftest import FAKE_MODEL, jsonl, request_line
 
 # --- fixtures -----------------------------------------------------------------------------------
@@ -295,8 +296,8 @@ def test_the_worker_measures_model_throughput(create_batch, settings):
 
 
 def test_throughput_is_a_moving_average(model):
-    scheduling.record_throughput(FAKE_MODEL, 100, 1.0)
-    scheduling.record_throughput(FAKE_MODEL, 200, 1.0)
+    record_throughput(FAKE_MODEL, 100, 1.0)
+    record_throughput(FAKE_MODEL, 200, 1.0)
     model.refresh_from_db()
     assert model.measured_output_tokens_per_second == pytest.approx(0.7 * 100 + 0.3 * 200)
 
@@ -365,7 +366,7 @@ def fresh_nvml(monkeypatch):
 def test_heartbeat_fills_gpu_figures_from_nvml(fresh_nvml, monkeypatch, db):
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml())
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    from jobs.heartbeat import Heartbeat
+    from jobs.worker.heartbeat import Heartbeat
 
     Heartbeat().beat()
 
@@ -382,7 +383,7 @@ def test_heartbeat_fills_gpu_figures_from_nvml(fresh_nvml, monkeypatch, db):
 
 def test_without_nvml_the_heartbeat_reports_no_gpu(fresh_nvml, monkeypatch, db):
     monkeypatch.setitem(sys.modules, "pynvml", None)  # import fails
-    from jobs.heartbeat import Heartbeat
+    from jobs.worker.heartbeat import Heartbeat
 
     Heartbeat().beat()
     assert Worker.objects.get().gpu is None

@@ -11,11 +11,11 @@ import pytest
 from django.utils import timezone
 
 from jobs import runner, signals, tasks
-from jobs.engine.base import EngineError, EngineResult
-from jobs.engine.fake import FakeBackend
 from jobs.models import Batch, BatchChunk, BatchRequest, InvalidTransition
 from jobs.services import batches as batch_services
 from jobs.services import lifecycle
+from jobs.worker.engine.base import EngineError, EngineResult
+from jobs.worker.engine.fake import FakeBackend
 from tests.conftest import jsonl, request_line
 
 S = Batch.Status

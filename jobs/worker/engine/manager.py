@@ -7,7 +7,7 @@ import multiprocessing.util
 
 from django.conf import settings
 
-from jobs.engine.base import Backend, EngineRequest, EngineResult, ModelSpec
+from jobs.worker.engine.base import Backend, EngineRequest, EngineResult, ModelSpec
 
 logger = logging.getLogger(__name__)
 
@@ -15,11 +15,11 @@ logger = logging.getLogger(__name__)
 def make_backend(kind: str) -> Backend:
     """The backend named by ``BATCHSERVER_ENGINE``."""
     if kind == "fake":
-        from jobs.engine.fake import FakeBackend
+        from jobs.worker.engine.fake import FakeBackend
 
         return FakeBackend()
     if kind in ("vllm", "fake-hosted"):
-        from jobs.engine.host import HostedBackend
+        from jobs.worker.engine.host import HostedBackend
 
         return HostedBackend("vllm" if kind == "vllm" else "fake")
     raise ValueError(f"Unknown BATCHSERVER_ENGINE {kind!r}: use 'vllm' or 'fake'.")

@@ -43,6 +43,7 @@ class Worker(models.Model):
     objects = WorkerQuerySet.as_manager()
 
     class Meta:
+        app_label = "jobs"
         ordering = ["-last_heartbeat"]
 
     def __str__(self) -> str:

@@ -17,8 +17,8 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
-from jobs.gpu import gpu_stats
 from jobs.models import BatchChunk, Worker
+from jobs.worker.gpu import gpu_stats
 
 logger = logging.getLogger(__name__)
 

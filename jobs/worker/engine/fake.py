@@ -15,7 +15,7 @@ import os
 import time
 from typing import Any
 
-from jobs.engine.base import (
+from jobs.worker.engine.base import (
     Backend,
     EngineError,
     EngineRequest,

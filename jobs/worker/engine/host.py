@@ -23,7 +23,7 @@ from typing import Any
 import psutil
 
 from batchserver import correlation
-from jobs.engine.base import (
+from jobs.worker.engine.base import (
     Backend,
     EngineError,
     EngineRequest,
@@ -46,7 +46,7 @@ GPU_RELEASE_TIMEOUT = float(os.environ.get("BATCHSERVER_GPU_RELEASE_TIMEOUT", "3
 
 def gpu_memory_used() -> list[int] | None:
     """Memory in use on each GPU this worker may use, or None on a machine without one."""
-    from jobs.gpu import gpu_stats
+    from jobs.worker.gpu import gpu_stats
 
     stats = gpu_stats()
     return [d["memory_used_bytes"] for d in stats["devices"]] if stats else None
@@ -74,10 +74,10 @@ def wait_for_gpu_memory(baseline: list[int] | None) -> None:
 
 def _backend(kind: str) -> Backend:
     if kind == "vllm":
-        from jobs.engine.vllm_backend import VLLMBackend
+        from jobs.worker.engine.vllm_backend import VLLMBackend
 
         return VLLMBackend()
-    from jobs.engine.fake import FakeBackend
+    from jobs.worker.engine.fake import FakeBackend
 
     return FakeBackend()
 
