@@ -9,6 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -170,3 +172,25 @@ def queued(api_key, upload, model):
         return batch
 
     return _queued
+
+
+@pytest.fixture
+def staff_user(db) -> User:
+    return User.objects.create_superuser("ops", "ops@example.com", "a-long-password-123")
+
+
+@pytest.fixture
+def staff_client(staff_user) -> Client:
+    """A logged-in staff browser session that checks CSRF like a real browser does.
+
+    Post forms with ``data={..., "csrfmiddlewaretoken": csrf_token(staff_client)}`` and JSON
+    with ``headers={"X-CSRFToken": csrf_token(staff_client)}``.
+    """
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staff_user)
+    client.get("/admin/")  # sets the CSRF cookie
+    return client
+
+
+def csrf_token(client: Client) -> str:
+    return client.cookies["csrftoken"].value

@@ -1,0 +1,29 @@
+"""The staff side of the API: operators in a browser session, never API keys.
+
+Staff endpoints (``/admin/models/…``, ``/admin/benchmarks/…``, ``/api/plugins…``) and the
+browsable API for operators authenticate by the admin's session, with Django's CSRF check, and
+require ``is_staff``. API keys stay the only way in for clients, and a key never reaches these.
+Errors still come in OpenAI's envelope (``batchserver.api.errors``).
+"""
+
+from __future__ import annotations
+
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import IsAdminUser
+from rest_framework.views import APIView
+
+
+class StaffSessionAuthentication(SessionAuthentication):
+    """The admin's session cookie, with CSRF enforced on unsafe methods (DRF does that)."""
+
+    def authenticate_header(self, request) -> str:
+        # A 401 (not DRF's default 403) tells a script that it is not logged in at all.
+        return 'Session realm="admin"'
+
+
+class StaffAPIView(APIView):
+    """Base of every staff endpoint: session + CSRF + ``is_staff``, no key, no throttle."""
+
+    authentication_classes = [StaffSessionAuthentication]
+    permission_classes = [IsAdminUser]
+    throttle_classes: list = []
