@@ -7,10 +7,11 @@ import hashlib
 import secrets
 import time
 
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 KEY_PREFIX = "sk-bs-"
+CONSOLE_KEY_NAME = "console"
 
 
 def hash_key(raw_key: str) -> str:
@@ -51,12 +52,23 @@ class ApiKey(models.Model):
     )
     # Kept in clear: signing needs it. Shown to operators in the admin, who hand it to the client.
     webhook_secret = models.CharField(max_length=64, default=new_webhook_secret, editable=False)
+    internal = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="Owns work operators start from the console (benchmarks, model tests, "
+        "submitted batches); its raw value was never kept, so no client can use it.",
+    )
 
     objects = ApiKeyQuerySet.as_manager()
 
     class Meta:
         verbose_name = "API key"
         ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name"], condition=models.Q(internal=True), name="uniq_internal_key_name"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
@@ -66,13 +78,34 @@ class ApiKey(models.Model):
         ApiKey.forget_found()
 
     @classmethod
-    def issue(cls, name: str, expires_at=None) -> tuple[ApiKey, str]:
+    def issue(cls, name: str, expires_at=None, internal: bool = False) -> tuple[ApiKey, str]:
         """Create a key and return it with its raw value, which is not stored anywhere."""
         raw = KEY_PREFIX + secrets.token_urlsafe(32)
         key = cls.objects.create(
-            name=name, prefix=raw[:12], hashed_key=hash_key(raw), expires_at=expires_at
+            name=name,
+            prefix=raw[:12],
+            hashed_key=hash_key(raw),
+            expires_at=expires_at,
+            internal=internal,
         )
         return key, raw
+
+    @classmethod
+    def console_key(cls) -> ApiKey:
+        """The internal key that owns work started from the console, created on first use.
+
+        Such batches go through the same services, queue and worker as any client's, and no
+        client key ever lists them.
+        """
+        key = cls.objects.filter(internal=True, name=CONSOLE_KEY_NAME).first()
+        if key is not None:
+            return key
+        try:
+            with transaction.atomic():
+                key, _ = cls.issue(CONSOLE_KEY_NAME, internal=True)  # raw value dropped
+        except IntegrityError:  # another process created it first
+            key = cls.objects.get(internal=True, name=CONSOLE_KEY_NAME)
+        return key
 
     @classmethod
     def find(cls, raw_key: str, max_age: float = 0) -> ApiKey | None:

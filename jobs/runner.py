@@ -281,6 +281,7 @@ RESULT_COLUMNS = {
     "response_body": "text",
     "input_tokens": "int",
     "output_tokens": "int",
+    "latency_ms": "int",
 }
 
 
@@ -294,6 +295,7 @@ def _result_values(row_id: int, result: EngineResult) -> dict:
         "response_body": json.dumps(result.body, ensure_ascii=False),
         "input_tokens": result.input_tokens,
         "output_tokens": result.output_tokens,
+        "latency_ms": result.latency_ms,
     }
 
 

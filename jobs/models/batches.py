@@ -261,6 +261,9 @@ class BatchRequest(models.Model):
     error = models.JSONField(null=True, blank=True)
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="From the chunk's submission to the engine to this answer."
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

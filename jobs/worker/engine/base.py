@@ -48,6 +48,9 @@ class EngineResult:
     body: dict[str, Any]
     input_tokens: int = 0
     output_tokens: int = 0
+    # Milliseconds from the chunk's submission to this answer (requests of a chunk are
+    # submitted together, so this is what a client of an online server would have waited).
+    latency_ms: int | None = None
 
     @property
     def ok(self) -> bool:

@@ -60,7 +60,10 @@ class FakeBackend(Backend):
         delay_ms = float(os.environ.get("FAKE_DELAY_PER_REQUEST_MS", "0") or 0)
         if delay_ms > 0:
             time.sleep(delay_ms * len(requests) / 1000)
-        return [self._answer(r, b) for r, b in zip(requests, blob, strict=True)]
+        results = [self._answer(r, b) for r, b in zip(requests, blob, strict=True)]
+        for result in results:
+            result.latency_ms = round(delay_ms * len(requests))
+        return results
 
     def _answer(self, request: EngineRequest, blob: str) -> EngineResult:
         if "[[fail]]" in blob:

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -231,19 +232,23 @@ class VLLMBackend(Backend):
 
     async def _run_one(self, req: EngineRequest) -> EngineResult:
         """Answer one request; never raises, a bug in this code becomes a 500 for it alone."""
+        started = time.perf_counter()
         try:
             route = self._routes.get(req.url)
             if route is None:
-                return _to_result(self._unknown_endpoint(req.url))
-            return await self._serve(route, req.body)
+                result = _to_result(self._unknown_endpoint(req.url))
+            else:
+                result = await self._serve(route, req.body)
         except Exception as exc:
             logger.exception("request %s failed unexpectedly", req.custom_id)
-            return error_result(
+            result = error_result(
                 500,
                 f"Internal error: {type(exc).__name__}: {exc}",
                 code="internal_error",
                 type_="InternalServerError",
             )
+        result.latency_ms = round((time.perf_counter() - started) * 1000)
+        return result
 
     async def _serve(self, route: _Route, body: dict[str, Any]) -> EngineResult:
         """Validate like FastAPI does, then call the vLLM handler like the HTTP route does."""
