@@ -77,6 +77,10 @@ class Backend(ABC):
     @abstractmethod
     def shutdown(self) -> None: ...
 
+    def memory_bytes(self) -> int | None:
+        """Memory the loaded engine holds (RAM of its processes + GPU), None when unknown."""
+        return None
+
 
 def error_result(
     status_code: int,

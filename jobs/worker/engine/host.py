@@ -200,6 +200,21 @@ class HostedBackend(Backend):
             raise ModelLoadError(payload)
         logger.info("engine host %s ready with %s", self.pgid, spec.name)
 
+    def memory_bytes(self) -> int | None:
+        """Resident memory of the engine's process group, plus the GPU memory it took."""
+        if self.pgid is None:
+            return None
+        total = 0
+        for proc in group_members(self.pgid):
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                continue
+        used = gpu_memory_used()
+        if used and self.gpu_baseline:
+            total += sum(max(0, u - b) for u, b in zip(used, self.gpu_baseline, strict=False))
+        return total
+
     def run(self, requests: list[EngineRequest]) -> list[EngineResult]:
         if self.conn is None:
             raise EngineError("engine host is not running")

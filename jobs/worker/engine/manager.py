@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing.util
+import os
+import socket
+import time
 
 from django.conf import settings
 
+from jobs.worker import signals
 from jobs.worker.engine.base import Backend, EngineRequest, EngineResult, ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -42,6 +46,7 @@ class EngineManager:
             return
         self.shutdown()
         logger.info("engine: loading model %s", spec.name)
+        started = time.monotonic()
         backend = make_backend(self.kind)
         try:
             backend.load(spec)
@@ -49,6 +54,16 @@ class EngineManager:
             backend.shutdown()
             raise
         self.backend, self.loaded = backend, spec
+        seconds = round(time.monotonic() - started, 3)
+        memory = backend.memory_bytes()
+        logger.info("engine: %s loaded in %.1f s", spec.name, seconds)
+        signals.engine_loaded.send(
+            sender=EngineManager,
+            model=spec.name,
+            seconds=seconds,
+            memory_bytes=memory,
+            worker_id=f"{socket.gethostname()}:{os.getpid()}",
+        )
 
     def run(self, spec: ModelSpec, requests: list[EngineRequest]) -> list[EngineResult]:
         self.ensure_loaded(spec)
