@@ -9,8 +9,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from batchserver import console
 from batchserver.api.errors import json_error
-from jobs import metrics
-from jobs.ops_views import reset_stuck_jobs_view, restart_worker_view
 
 
 def healthz(request):
@@ -25,11 +23,9 @@ urlpatterns = [
     path("v1/", include("jobs.api.urls")),
     path("v1/", include("models_registry.api.urls")),
     re_path(r"^v1/(?P<rest>.*)$", api_not_found),
-    path("", include("jobs.pages.urls")),  # operator pages, staff-only
+    path("", include("jobs.urls")),  # operator pages, staff-only
     # The operator pages' first home, inside the admin: kept as redirects.
-    re_path(r"^admin/ops/(?P<rest>.*)$", RedirectView.as_view(url="/%(rest)s", permanent=True)),
-    path("admin/reset-stuck-jobs", reset_stuck_jobs_view, name="reset-stuck-jobs"),
-    path("admin/restart-worker", restart_worker_view, name="restart-worker"),
+    re_path(r"^admin/ops/(?P<rest>.*?)/?$", RedirectView.as_view(url="/%(rest)s", permanent=True)),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
@@ -43,10 +39,6 @@ urlpatterns += [
     for page in console.PAGES
     if page.app and not apps.is_installed(page.app)
 ]
-
-# batch_* series computed from the database at scrape time (jobs/metrics.py): registered by the
-# web process, which is the one that serves /metrics.
-metrics.register()
 
 # A database outage noticed outside a view (session middleware) is a 503 too.
 handler500 = "batchserver.middleware.server_error"

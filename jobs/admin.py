@@ -10,9 +10,6 @@ from jobs.models import Batch, BatchChunk, BatchRequest, File, WebhookDelivery
 from jobs.services import batches as batch_services
 from jobs.services import files as file_services
 
-# The admin index links to the operator pages (queue, history, workers: jobs/pages/).
-admin.site.index_template = "ops/admin_index.html"
-
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     """The API owns these rows: operators look, and act only through actions that call services."""

@@ -8,11 +8,16 @@ class JobsConfig(AppConfig):
     verbose_name = "Batch jobs"
 
     def ready(self) -> None:
-        from jobs import signals, webhooks
+        from jobs import metrics, runner, signals, webhooks
+        from jobs.worker import kinds
 
+        # Batch chunks: the first kind of GPU work the worker runtime runs.
+        kinds.register(runner.BatchChunkWork())
         signals.batch_status_changed.connect(
             webhooks.on_status_changed, dispatch_uid="jobs.webhooks.status"
         )
         signals.batch_chunk_committed.connect(
             webhooks.on_chunk_committed, dispatch_uid="jobs.webhooks.progress"
         )
+        # batch_* series computed from the database at scrape time, served by /metrics.
+        metrics.register()

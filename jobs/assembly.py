@@ -188,7 +188,7 @@ def close_out(
     """
     if unfinished:
         BatchRequest.objects.filter(batch=batch, status=R.PENDING).update(status=unfinished)
-    batch.chunks.exclude(status="done").update(status="done", leased_until=None)
+    batch.chunks.finish()
     files = assemble_files(batch)
     with transaction.atomic():
         moved = batch.transition(

@@ -16,7 +16,6 @@ from datetime import timedelta
 
 from django.db import DatabaseError
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
-from django.utils import timezone
 from prometheus_client.core import (
     REGISTRY,
     CounterMetricFamily,
@@ -27,15 +26,13 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from jobs.models import Batch, BatchRequest, Worker
-from models_registry.models import Model
+from models_registry.services import model_throughputs
 
 logger = logging.getLogger(__name__)
 S = Batch.Status
 R = BatchRequest.Status
 # Upper bounds (seconds) of the job-duration histogram: a minute to a week.
 DURATION_BUCKETS = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
-# Workers silent for longer than this disappear from batch_worker_up.
-WORKER_FORGET_AFTER = timedelta(hours=1)
 
 
 class BatchCollector(Collector):
@@ -97,9 +94,7 @@ class BatchCollector(Collector):
     def _fill(self, f: dict[str, Metric]) -> None:
         self._batches(f)
         self._durations(f["duration"])
-        for name, rate in Model.objects.filter(
-            measured_output_tokens_per_second__isnull=False
-        ).values_list("name", "measured_output_tokens_per_second"):
+        for name, rate in model_throughputs().items():
             f["throughput"].add_metric([name], rate)
         self._workers(f["up"], f["alive"])
 
@@ -152,7 +147,7 @@ class BatchCollector(Collector):
     @staticmethod
     def _durations(histogram: HistogramMetricFamily) -> None:
         """Cumulative bucket counts and the sum, in one aggregate query."""
-        duration = ExpressionWrapper(F("ended_at") - F("created_at"), output_field=DurationField())
+        duration = ExpressionWrapper(F("ended") - F("created_at"), output_field=DurationField())
         bounds = {
             f"le_{b}": Count("id", filter=Q(duration__lte=timedelta(seconds=b)))
             for b in DURATION_BUCKETS
@@ -160,7 +155,7 @@ class BatchCollector(Collector):
         agg = (
             Batch.objects.finished()
             .with_ended_at()
-            .filter(ended_at__isnull=False)
+            .filter(ended__isnull=False)
             .annotate(duration=duration)
             .aggregate(n=Count("id"), total=Sum("duration"), **bounds)
         )
@@ -172,11 +167,9 @@ class BatchCollector(Collector):
     @staticmethod
     def _workers(up: GaugeMetricFamily, alive: GaugeMetricFamily) -> None:
         now_alive = 0
-        since = timezone.now() - WORKER_FORGET_AFTER
-        for worker in Worker.objects.filter(last_heartbeat__gte=since):
-            is_up = worker.is_alive and worker.state != Worker.State.STOPPED
-            now_alive += is_up
-            up.add_metric([worker.worker_id], 1.0 if is_up else 0.0)
+        for worker in Worker.objects.recent():
+            now_alive += worker.is_alive
+            up.add_metric([worker.worker_id], 1.0 if worker.is_alive else 0.0)
         alive.add_metric([], now_alive)
 
 

@@ -1,25 +1,30 @@
-"""What a worker does: claim a chunk, run it on the engine, commit its results exactly once."""
+"""The first kind of GPU work: batch chunks. Claim one, run it on the engine, commit its
+results exactly once, and settle the batch when its last chunk is done.
+
+``BatchChunkWork`` implements ``jobs.worker.kinds.WorkKind``; ``JobsConfig.ready`` registers it.
+The lease of a chunk only ever changes through ``BatchChunk``'s own methods.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import math
-import os
-import socket
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, F, IntegerField, Q, Value, When
+from django.db.models import F
 from django.utils import timezone
 
 from batchserver.backoff import backoff_delay
-from jobs import signals
+from batchserver.db.retry import db_retry
+from jobs import selectors, signals
 from jobs.ids import new_id
 from jobs.models import Batch, BatchChunk, BatchRequest
-from jobs.services.recovery import db_retry
+from jobs.services import lifecycle
+from jobs.worker import kinds
 from jobs.worker.engine.base import (
     EngineError,
     EngineRequest,
@@ -28,18 +33,11 @@ from jobs.worker.engine.base import (
     ModelSpec,
 )
 from jobs.worker.engine.manager import get_engine
-from models_registry.services import find_active_model
+from models_registry.services import find_active_model, record_throughput
 
 logger = logging.getLogger(__name__)
 R = BatchRequest.Status
 C = BatchChunk.Status
-MAX_CHUNK_ATTEMPTS = 3
-MAX_LOAD_ATTEMPTS = 3
-
-
-def worker_id() -> str:
-    """host:pid, the id this process's heartbeat reports under."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def model_spec(model) -> ModelSpec:
@@ -49,47 +47,15 @@ def model_spec(model) -> ModelSpec:
     )
 
 
-def runnable_chunks(also_leased_to: str | None = None):
-    """Chunks a worker may claim: pending, or leased to a worker whose lease ran out.
-
-    ``also_leased_to``: a worker claiming takes back chunks still leased to itself. It runs one
-    chunk at a time, so such a chunk was orphaned by a task of its own that died (or by a claim
-    whose commit it never heard back about), and its heartbeat would extend that lease forever.
-    """
-    now = timezone.now()
-    claimable = Q(status=C.PENDING) | Q(status=C.LEASED, leased_until__lt=now)
-    if also_leased_to:
-        claimable |= Q(status=C.LEASED, worker_id=also_leased_to)
-    return BatchChunk.objects.filter(
-        batch__status=Batch.Status.IN_PROGRESS, batch__paused=False
-    ).filter(claimable)
+def runnable_chunks():
+    """Chunks any worker may claim now."""
+    return BatchChunk.objects.runnable()
 
 
-@db_retry("claiming a chunk")
+@db_retry("claiming a chunk", lifecycle.note_db_recovery)
 def claim_chunk(worker: str, loaded_model: str | None) -> BatchChunk | None:
     """Lease the next chunk: highest priority, then the model already loaded, then oldest."""
-    prefers_loaded = Case(
-        When(batch__model=loaded_model or "", then=Value(0)),
-        default=Value(1),
-        output_field=IntegerField(),
-    )
-    with transaction.atomic():
-        chunk = (
-            runnable_chunks(also_leased_to=worker)
-            .select_for_update(skip_locked=True, of=("self",))
-            .annotate(prefers_loaded=prefers_loaded)
-            .order_by(
-                "-batch__priority", "prefers_loaded", "batch__created_at", "batch_id", "index"
-            )
-            .first()
-        )
-        if chunk is None:
-            return None
-        lease = timezone.now() + timedelta(seconds=settings.BATCH_LEASE_SECONDS)
-        BatchChunk.objects.filter(pk=chunk.pk).update(
-            status=C.LEASED, worker_id=worker, leased_until=lease, attempts=F("attempts") + 1
-        )
-    return BatchChunk.objects.select_related("batch").get(pk=chunk.pk)
+    return BatchChunk.objects.claim_next(worker, loaded_model)
 
 
 def run_chunk(chunk: BatchChunk) -> tuple[int, int]:
@@ -100,9 +66,11 @@ def run_chunk(chunk: BatchChunk) -> tuple[int, int]:
     batch = chunk.batch
     rows = _pending_rows(chunk)
     if not rows:
-        _mark_done(chunk)
+        chunk.mark_done()
         return 0, 0
-    model = db_retry("looking up the model")(find_active_model)(batch.model)
+    model = db_retry("looking up the model", lifecycle.note_db_recovery)(find_active_model)(
+        batch.model
+    )
     if model is None:
         _fail_rows(chunk, rows, "model_not_found", f"Model {batch.model!r} is not registered.")
         return 0, 0
@@ -132,7 +100,7 @@ class Pending(NamedTuple):
     body: dict[str, Any]
 
 
-@db_retry("reading a chunk's requests")
+@db_retry("reading a chunk's requests", lifecycle.note_db_recovery)
 def _pending_rows(chunk: BatchChunk) -> list[Pending]:
     rows = (
         BatchRequest.objects.filter(batch_id=chunk.batch_id, chunk=chunk.index, status=R.PENDING)
@@ -191,38 +159,27 @@ def _after_load_failure(chunk: BatchChunk, message: str) -> None:
     """Back off and retry the load a few times, then fail the batch with a clear error."""
     Batch.objects.filter(pk=chunk.batch_id).update(load_failures=F("load_failures") + 1)
     batch = Batch.objects.get(pk=chunk.batch_id)
-    if batch.load_failures >= MAX_LOAD_ATTEMPTS:
-        from jobs.services.lifecycle import fail_batch
-
+    if batch.load_failures >= Batch.MAX_LOAD_ATTEMPTS:
         try:
-            fail_batch(
+            lifecycle.fail_batch(
                 batch, "model_load_failed", f"Model {batch.model!r} failed to load: {message}"
             )
         except OSError as exc:  # its files cannot be written now: the next tick finishes it
             logger.error("batch %s: could not write its files, will retry: %s", batch.id, exc)
         return
-    # The lease doubles as the back-off: the chunk becomes claimable again when it runs out.
-    # Leased to no worker, so that no heartbeat extends it and no worker takes it back early.
     initial = settings.BATCH_LOAD_BACKOFF_SECONDS
     delay = backoff_delay(
         batch.load_failures, initial=initial, maximum=initial * 60, jitter=initial / 2
     )
-    backoff = timezone.now() + timedelta(seconds=delay)
-    BatchChunk.objects.filter(pk=chunk.pk, status=C.LEASED).update(
-        leased_until=backoff, attempts=F("attempts") - 1, worker_id=""
-    )
-    Batch.objects.filter(pk=chunk.batch_id).update(
-        note=f"model load attempt {batch.load_failures} failed: {message}"
-    )
+    chunk.back_off(timezone.now() + timedelta(seconds=delay))
+    batch.set_note(f"model load attempt {batch.load_failures} failed: {message}")
 
 
 def _retry_or_fail(chunk: BatchChunk, rows: list[Pending], code: str, message: str) -> None:
-    if chunk.attempts < MAX_CHUNK_ATTEMPTS:
-        BatchChunk.objects.filter(pk=chunk.pk, status=C.LEASED).update(
-            status=C.PENDING, leased_until=None, worker_id=""
-        )
-        Batch.objects.filter(pk=chunk.batch_id).update(
-            note=f"chunk {chunk.index} attempt {chunk.attempts} failed ({code}): {message}"
+    if chunk.attempts < Batch.MAX_CHUNK_ATTEMPTS:
+        chunk.release()
+        chunk.batch.set_note(
+            f"chunk {chunk.index} attempt {chunk.attempts} failed ({code}): {message}"
         )
         return
     _fail_rows(chunk, rows, code, message)
@@ -233,11 +190,7 @@ def _fail_rows(chunk: BatchChunk, rows: list[Pending], code: str, message: str) 
     record_results(chunk, rows, [_error(500, code, message) for _ in rows])
 
 
-def _mark_done(chunk: BatchChunk) -> None:
-    BatchChunk.objects.filter(pk=chunk.pk).update(status=C.DONE, leased_until=None)
-
-
-@db_retry("writing a chunk's results")
+@db_retry("writing a chunk's results", lifecycle.note_db_recovery)
 def record_results(chunk: BatchChunk, rows: list[Pending], results: list[EngineResult]) -> int:
     """Write results for rows still pending, in one transaction; returns how many were written.
 
@@ -251,7 +204,7 @@ def record_results(chunk: BatchChunk, rows: list[Pending], results: list[EngineR
     write = _write_pg if connection.vendor == "postgresql" else _write_portable
     with transaction.atomic():
         written = write(values, now)
-        _mark_done(chunk)
+        chunk.mark_done()
         completed = sum(1 for status, _, _ in written if status == R.COMPLETED)
         Batch.objects.filter(pk=chunk.batch_id).update(
             request_completed=F("request_completed") + completed,
@@ -335,3 +288,74 @@ def _write_portable(values: list[dict], now) -> Written:
     fields = [*list(RESULT_COLUMNS)[1:], "finished_at"]
     BatchRequest.objects.bulk_update(rows, fields, batch_size=500)
     return [(r.status, r.input_tokens, r.output_tokens) for r in rows]
+
+
+class BatchChunkWork(kinds.WorkKind):
+    """Batch chunks as a kind of GPU work: claimed by priority, a loaded model, then age."""
+
+    name = "batch"
+    exclusive = False
+
+    def peek(self, worker_id: str, loaded_model: str | None) -> kinds.Candidate | None:
+        head = (
+            BatchChunk.objects.runnable(also_leased_to=worker_id)
+            .in_claim_order(loaded_model)
+            .values_list("batch__priority", "batch__created_at", "batch__model")
+            .first()
+        )
+        if head is None:
+            return None
+        priority, created_at, model = head
+        return kinds.Candidate(self.name, priority, created_at, model)
+
+    def claim(self, worker_id: str, loaded_model: str | None) -> kinds.Unit | None:
+        chunk = claim_chunk(worker_id, loaded_model)
+        if chunk is None:
+            return None
+        return kinds.Unit(
+            kind=self.name,
+            id=f"{chunk.batch_id}#{chunk.index}",
+            model=chunk.batch.model,
+            correlation_id=chunk.batch.correlation_id,
+            label=f"{chunk.batch_id} chunk {chunk.index}",
+            batch_id=chunk.batch_id,
+            chunk=chunk.index,
+            payload=chunk,
+        )
+
+    def run(self, unit: kinds.Unit, work: kinds.Slice) -> kinds.Outcome:
+        chunk: BatchChunk = unit.payload
+        warm = work.engine.loaded_model == chunk.batch.model
+        written, tokens = run_chunk(chunk)
+        logger.info(
+            "batch %s chunk %d: %d requests, %d output tokens",
+            chunk.batch_id,
+            chunk.index,
+            written,
+            tokens,
+            extra={"batch_id": chunk.batch_id, "chunk": chunk.index},
+        )
+        return kinds.Outcome(items=written, output_tokens=tokens, warm=warm)
+
+    def after_unit(self, unit: kinds.Unit, outcome: kinds.Outcome) -> None:
+        if outcome.warm:  # a chunk that loaded the model first would understate its speed
+            record_throughput(unit.model, outcome.output_tokens, outcome.seconds)
+        lifecycle.settle_by_id(unit.batch_id)
+
+    def extend_leases(self, worker_id: str, until: datetime) -> int:
+        return BatchChunk.objects.extend_leases(worker_id, until)
+
+    def release(self, unit: kinds.Unit) -> None:
+        unit.payload.release()
+
+    def requeue_orphans(self, gone_worker_ids: list[str]) -> int:
+        return BatchChunk.objects.orphaned(gone_worker_ids).requeue()
+
+    def has_work(self) -> bool:
+        return BatchChunk.objects.runnable().exists()
+
+    def queue_items(self) -> list[kinds.QueueItem]:
+        return selectors.batch_queue_items()
+
+    def tick(self) -> None:
+        lifecycle.tick()

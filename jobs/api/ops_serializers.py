@@ -89,6 +89,7 @@ class QueueEntrySerializer(serializers.Serializer):
     position = serializers.IntegerField(help_text="Global place in the worker's order.")
     id = serializers.CharField()
     object = serializers.CharField(default="queue.entry")
+    kind = serializers.CharField(help_text="Kind of GPU work: batch, fine_tuning.job, …")
     model = serializers.CharField(allow_null=True)
     priority = serializers.IntegerField()
     paused = serializers.BooleanField()
@@ -134,6 +135,7 @@ class WorkerListSerializer(serializers.Serializer):
 
 class HistoryEntrySerializer(serializers.Serializer):
     batch_id = serializers.CharField()
+    object = serializers.CharField(default="batch.history")
     status = serializers.CharField()
     model = serializers.CharField(allow_null=True)
     endpoint = serializers.CharField()

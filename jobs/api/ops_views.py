@@ -12,16 +12,12 @@ from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from jobs import selectors
 from jobs.api import ops_serializers as s
 from jobs.api.serializers import BatchObjectSerializer
 from jobs.api.views import get_batch
-from jobs.models import Batch, Worker
 from jobs.services import dry_run as dry_run_services
 from jobs.services import scheduling
-
-
-def batch_body(batch: Batch) -> dict:
-    return {**batch.as_openai(), "paused": batch.paused}
 
 
 class BatchPauseView(APIView):
@@ -35,7 +31,7 @@ class BatchPauseView(APIView):
         "already running finishes and is kept. 409 unless validating or in_progress.",
     )
     def post(self, request, batch_id: str):
-        return Response(batch_body(scheduling.pause_batch(get_batch(request, batch_id))))
+        return Response(scheduling.pause_batch(get_batch(request, batch_id)).as_openai())
 
 
 class BatchResumeView(APIView):
@@ -48,7 +44,7 @@ class BatchResumeView(APIView):
         description="Extension. Undo a pause. 409 unless validating or in_progress.",
     )
     def post(self, request, batch_id: str):
-        return Response(batch_body(scheduling.resume_batch(get_batch(request, batch_id))))
+        return Response(scheduling.resume_batch(get_batch(request, batch_id)).as_openai())
 
 
 class BatchPriorityView(APIView):
@@ -66,7 +62,7 @@ class BatchPriorityView(APIView):
         serializer = s.PrioritySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         batch = scheduling.set_priority(batch, serializer.validated_data["priority"])
-        return Response(batch_body(batch))
+        return Response(batch.as_openai())
 
 
 class BatchDryRunView(APIView):
@@ -94,16 +90,7 @@ class QueueView(APIView):
         "ETAs count every key's batches.",
     )
     def get(self, request):
-        entries = scheduling.queue_entries()
-        own = [e.as_dict() for e in entries if e.batch.owner_id == request.user.pk]
-        return Response(
-            {
-                "object": "list",
-                "data": own,
-                "total_active": len(entries),
-                "workers_alive": Worker.objects.alive().exclude(state="stopped").count(),
-            }
-        )
+        return Response(selectors.queue_for(request.user))
 
 
 class WorkerStatusView(APIView):
@@ -115,7 +102,7 @@ class WorkerStatusView(APIView):
         "(`gpu` is absent on machines without a usable NVIDIA GPU).",
     )
     def get(self, request):
-        return Response({"object": "list", "data": scheduling.worker_statuses(owner=request.user)})
+        return Response({"object": "list", "data": selectors.worker_statuses(owner=request.user)})
 
 
 class JobHistoryView(APIView):
@@ -136,20 +123,20 @@ class JobHistoryView(APIView):
         query = s.HistoryQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         q = query.validated_data
-        rows = Batch.objects.owned_by(request.user).created_between(
-            q.get("created_after"), q.get("created_before")
+        rows = selectors.history(
+            request.user,
+            statuses=q.get("status"),
+            model=q.get("model", ""),
+            created_after=q.get("created_after"),
+            created_before=q.get("created_before"),
         )
-        if q.get("status"):
-            rows = rows.filter(status__in=q["status"])
-        if q.get("model"):
-            rows = rows.filter(model=q["model"])
         total = rows.count()
         limit, offset = q["limit"], q["offset"]
-        page = rows.with_ended_at().order_by("-created_at", "-id")[offset : offset + limit]
+        page = rows[offset : offset + limit]
         return Response(
             {
                 "object": "list",
-                "data": [scheduling.history_entry(b) for b in page],
+                "data": [selectors.history_entry(b) for b in page],
                 "total": total,
                 "limit": limit,
                 "offset": offset,

@@ -141,6 +141,7 @@ class FileObjectSerializer(serializers.Serializer):
     purpose = serializers.CharField()
     status = serializers.CharField()
     expires_at = serializers.IntegerField(allow_null=True)
+    status_details = serializers.CharField(allow_null=True, help_text="Deprecated by OpenAI.")
 
 
 class FileDeletedSerializer(serializers.Serializer):
@@ -178,8 +179,11 @@ class BatchObjectSerializer(serializers.Serializer):
     metadata = serializers.DictField(child=serializers.CharField(), allow_null=True)
     model = serializers.CharField(allow_null=True)
     usage = serializers.JSONField()
-    priority = serializers.IntegerField()
-    parent_batch_id = serializers.CharField(allow_null=True)
+    priority = serializers.IntegerField(help_text="Extension: higher runs first.")
+    paused = serializers.BooleanField(help_text="Extension: no new chunk starts while paused.")
+    parent_batch_id = serializers.CharField(
+        allow_null=True, help_text="Extension: the batch this one retries."
+    )
 
 
 def list_serializer(name: str, item: type[serializers.Serializer]) -> serializers.Serializer:

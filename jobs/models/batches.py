@@ -6,10 +6,13 @@ write below is conditional on the state it expects, so a second delivery finds i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from django.db import models, transaction
+from django.db.models import Case, IntegerField, Value, When
+from django.db.models.expressions import Combinable
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -24,6 +27,18 @@ class InvalidTransition(Conflict):
     """A status change the state machine does not allow (e.g. cancelling a completed batch)."""
 
     default_code = "invalid_transition"
+
+
+def prefers_loaded(loaded: Iterable[str], field: str = "model") -> Combinable:
+    """0 for work on a model some worker already has loaded, else 1 (fewer swaps first)."""
+    names = [name for name in loaded if name]
+    if not names:
+        return Value(1, output_field=IntegerField())
+    return Case(
+        When(**{f"{field}__in": names}, then=Value(0)),
+        default=Value(1),
+        output_field=IntegerField(),
+    )
 
 
 class BatchQuerySet(models.QuerySet):
@@ -53,9 +68,26 @@ class BatchQuerySet(models.QuerySet):
         return queryset
 
     def with_ended_at(self) -> BatchQuerySet:
-        """Annotate ``ended_at``: when the batch reached its terminal status (None while active)."""
+        """Annotate ``ended``: when the batch reached its terminal status (None while active).
+
+        The same rule as ``Batch.ended_at``, for filters and aggregates in the database.
+        """
         return self.annotate(
-            ended_at=Coalesce("completed_at", "failed_at", "cancelled_at", "expired_at")
+            ended=Coalesce("completed_at", "failed_at", "cancelled_at", "expired_at")
+        )
+
+    def in_claim_order(self, loaded: Iterable[str] = ()) -> BatchQuerySet:
+        """Active batches in the order workers take them: finishing ones first (they hold no GPU
+        work), then ``Batch.CLAIM_ORDER``, paused ones last."""
+        S = Batch.Status
+        phase = Case(
+            When(status__in=(S.FINALIZING, S.CANCELLING), then=Value(0)),
+            When(paused=True, then=Value(2)),
+            default=Value(1),
+            output_field=IntegerField(),
+        )
+        return self.annotate(phase=phase, prefers_loaded=prefers_loaded(loaded)).order_by(
+            "phase", *Batch.claim_order()
         )
 
 
@@ -91,6 +123,18 @@ class Batch(models.Model):
     }
     ACTIVE = (S.VALIDATING, S.IN_PROGRESS, S.FINALIZING, S.CANCELLING)
     TERMINAL = (S.COMPLETED, S.FAILED, S.EXPIRED, S.CANCELLED)
+    # Statuses a batch may be paused, resumed or re-prioritised in: queued or running.
+    SCHEDULABLE = (S.VALIDATING, S.IN_PROGRESS)
+    # The order workers take work in, written once: the chunk claim and the queue both use it
+    # (``claim_order``; ``prefers_loaded`` is 0 for a model some worker has loaded).
+    CLAIM_ORDER = ("-priority", "prefers_loaded", "created_at", "id")
+    # Policies: a model that fails to load this often fails its batch; a chunk whose run fails
+    # this often fails its rows; a batch still finalizing after FINALIZE_GRACE_SECONDS lost its
+    # worker mid-assembly and is assembled again (the operator's reset uses a shorter grace).
+    MAX_LOAD_ATTEMPTS = 3
+    MAX_CHUNK_ATTEMPTS = 3
+    FINALIZE_GRACE_SECONDS = 600.0
+    FINALIZE_FAILED_NOTE = "writing the output files failed"
 
     id = models.CharField(primary_key=True, max_length=40, default=new_batch_id, editable=False)
     owner = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="batches")
@@ -166,6 +210,54 @@ class Batch(models.Model):
     def is_terminal(self) -> bool:
         return self.status in self.TERMINAL
 
+    @classmethod
+    def claim_order(cls, via: str = "") -> list[str]:
+        """``CLAIM_ORDER`` as ORDER BY terms, for batches or through a relation (``batch__``)."""
+        terms = []
+        for term in cls.CLAIM_ORDER:
+            name = term.lstrip("-")
+            field = name if name == "prefers_loaded" else via + name
+            terms.append(("-" if term.startswith("-") else "") + field)
+        return terms
+
+    @property
+    def done(self) -> int:
+        """Requests answered or given up so far."""
+        return self.request_completed + self.request_failed
+
+    @property
+    def ended_at(self) -> datetime | None:
+        """When the batch reached its terminal status (None while it is active)."""
+        return self.completed_at or self.failed_at or self.cancelled_at or self.expired_at
+
+    def stuck_finalizing(self, grace: float | None = None) -> bool:
+        """Finalizing for longer than ``grace`` seconds, or its last assembly failed."""
+        if self.status != self.Status.FINALIZING:
+            return False
+        if self.note.startswith(self.FINALIZE_FAILED_NOTE):
+            return True
+        grace = self.FINALIZE_GRACE_SECONDS if grace is None else grace
+        started = self.finalizing_at
+        return started is not None and (timezone.now() - started).total_seconds() > grace
+
+    def set_note(self, text: str) -> None:
+        """Why the worker retried or failed something, for operators (the one writer)."""
+        Batch.objects.filter(pk=self.pk).update(note=text)
+        self.note = text
+
+    def set_paused(self, paused: bool) -> bool:
+        """Pause or resume while queued or running; False if the batch has moved on."""
+        return self._schedule_update(paused=paused)
+
+    def set_priority(self, priority: int) -> bool:
+        """Re-prioritise while queued or running; False if the batch has moved on."""
+        return self._schedule_update(priority=priority)
+
+    def _schedule_update(self, **fields: Any) -> bool:
+        updated = Batch.objects.filter(pk=self.pk, status__in=self.SCHEDULABLE).update(**fields)
+        self.refresh_from_db()
+        return bool(updated)
+
     def transition(self, new: str, **fields: Any) -> bool:
         """Move to ``new`` if still in the status this object holds (compare-and-swap).
 
@@ -232,6 +324,7 @@ class Batch(models.Model):
             "model": self.model or None,
             "usage": self.usage(),
             "priority": self.priority,
+            "paused": self.paused,
             "parent_batch_id": self.parent_id,
         }
 
@@ -277,29 +370,3 @@ class BatchRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.batch_id}:{self.custom_id}"
-
-
-class BatchChunk(models.Model):
-    """A slice of a batch's requests that one worker leases, runs and commits at once."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        LEASED = "leased"
-        DONE = "done"
-
-    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="chunks")
-    index = models.PositiveIntegerField()
-    size = models.PositiveIntegerField()
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
-    worker_id = models.CharField(max_length=100, blank=True)
-    leased_until = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["batch", "index"], name="uniq_chunk_per_batch"),
-        ]
-        indexes = [models.Index(fields=["status", "leased_until"])]
-
-    def __str__(self) -> str:
-        return f"{self.batch_id}#{self.index} ({self.status})"

@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from batchserver import correlation
+from batchserver.db.retry import db_retry
 from jobs.assembly import close_out
 from jobs.models import Batch, BatchChunk, BatchRequest, File
 from jobs.validation import LineError, ParsedLine, check_lines
@@ -23,14 +26,25 @@ logger = logging.getLogger(__name__)
 S = Batch.Status
 INSERT_BATCH = 2000
 MAX_REPORTED_ERRORS = 1000
-# A batch still finalizing after this long lost its worker mid-assembly: assemble again.
-FINALIZE_STALE_SECONDS = 600
-# Batch.note of a batch whose files could not be written (disk full): the next tick retries.
-FINALIZE_FAILED_NOTE = "writing the output files failed"
 
 
 class _Abort(Exception):
     """Rolls the inserted rows back: the file is invalid, or the batch moved on meanwhile."""
+
+
+def note_db_recovery(args: tuple[Any, ...], result: Any, text: str) -> None:
+    """db_retry's ``on_recovered``: tell the batch's operators about the database outage."""
+    for value in (result, *args):
+        batch_id = None
+        if isinstance(value, Batch):
+            batch_id = value.pk
+        elif isinstance(value, BatchChunk):
+            batch_id = value.batch_id
+        elif isinstance(value, str) and value.startswith("batch_"):
+            batch_id = value
+        if batch_id:
+            Batch.objects.filter(pk=batch_id).update(note=text)
+            return
 
 
 def model_error(name: str, endpoint: str) -> tuple[str, str] | None:
@@ -150,45 +164,62 @@ def validate_and_split(batch: Batch) -> None:
         settle(batch)
 
 
-def settle(batch: Batch) -> None:
+def settle(batch: Batch, finalize_grace: float | None = None) -> None:
     """Bring a batch that can end to its end: cancelled, expired or completed.
 
-    If its files cannot be written (disk full), it stays where it is (cancelling, in progress
-    past its window, or finalizing, with a note saying why) and the next tick tries again.
+    A batch finalizing for longer than ``finalize_grace`` seconds (``Batch.
+    FINALIZE_GRACE_SECONDS`` by default; the operator's reset passes a shorter one) lost its
+    worker mid-assembly and is assembled again. If its files cannot be written (disk full), it
+    stays where it is (with a note saying why) and the next tick tries again.
     """
     batch.refresh_from_db()
     try:
-        _settle(batch)
+        _settle(batch, finalize_grace)
     except OSError as exc:
         logger.error("batch %s: could not write its files, will retry: %s", batch.id, exc)
-        Batch.objects.filter(pk=batch.pk).update(note=f"{FINALIZE_FAILED_NOTE}: {exc}")
+        batch.set_note(f"{Batch.FINALIZE_FAILED_NOTE}: {exc}")
 
 
-def _settle(batch: Batch) -> None:
+@db_retry("settling a batch", note_db_recovery)
+def settle_by_id(batch_id: str) -> None:
+    """``settle`` for a batch named by id, riding out a lost database connection."""
+    batch = Batch.objects.filter(pk=batch_id).first()
+    if batch is not None:
+        with correlation.bind(batch.correlation_id):
+            settle(batch)
+
+
+def tick() -> None:
+    """Periodic safety net: expire, settle and validate whatever no task is carrying."""
+    for batch in Batch.objects.past_window():
+        settle(batch)
+    for batch in Batch.objects.filter(status__in=(S.CANCELLING, S.FINALIZING)):
+        settle(batch)
+    for batch in Batch.objects.filter(status=S.VALIDATING):
+        validate_and_split(batch)
+    for batch in Batch.objects.filter(status=S.IN_PROGRESS).exclude(
+        chunks__status__in=("pending", "leased")
+    ):
+        settle(batch)
+
+
+def _settle(batch: Batch, finalize_grace: float | None) -> None:
     if batch.status == S.CANCELLING:
         close_out(batch, S.CANCELLED, unfinished=BatchRequest.Status.CANCELLED)
     elif batch.status in (S.VALIDATING, S.IN_PROGRESS) and batch.expires_at <= timezone.now():
         close_out(batch, S.EXPIRED, unfinished=BatchRequest.Status.EXPIRED)
     elif batch.status == S.IN_PROGRESS and not batch.chunks.exclude(status="done").exists():
-        from jobs.runner import MAX_LOAD_ATTEMPTS
-
-        if batch.load_failures >= MAX_LOAD_ATTEMPTS:
+        if batch.load_failures >= Batch.MAX_LOAD_ATTEMPTS:
             # Failing it for its model could not write the files (disk full): finish failing.
             first = batch.requests.filter(error__code="model_load_failed").first()
             message = first.error["message"] if first else f"Model {batch.model!r} did not load."
             fail_batch(batch, "model_load_failed", message)
         elif batch.transition(S.FINALIZING):
             close_out(batch, S.COMPLETED)
-    elif batch.status == S.FINALIZING and (
-        batch.note.startswith(FINALIZE_FAILED_NOTE)
-        or (
-            batch.finalizing_at
-            and (timezone.now() - batch.finalizing_at).total_seconds() > FINALIZE_STALE_SECONDS
-        )
-    ):
+    elif batch.stuck_finalizing(finalize_grace):
         # The last attempt failed, or its worker died.
-        if close_out(batch, S.COMPLETED) and batch.note.startswith(FINALIZE_FAILED_NOTE):
-            Batch.objects.filter(pk=batch.pk).update(note=f"written on a retry; {batch.note}")
+        if close_out(batch, S.COMPLETED) and batch.note.startswith(Batch.FINALIZE_FAILED_NOTE):
+            batch.set_note(f"written on a retry; {batch.note}")
 
 
 def fail_batch(batch: Batch, code: str, message: str) -> bool:

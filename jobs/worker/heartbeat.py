@@ -17,21 +17,28 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
-from jobs.models import BatchChunk, Worker
+from jobs.worker import kinds
 from jobs.worker.gpu import gpu_stats
+from jobs.worker.models import Worker
 
 logger = logging.getLogger(__name__)
+
+
+def worker_id() -> str:
+    """host:pid, the id this worker process reports under (and leases work to)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class Heartbeat:
     """What this worker process is doing, written to its ``Worker`` row every few seconds."""
 
     def __init__(self) -> None:
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.worker_id = worker_id()
         self.state = Worker.State.IDLE
         self.loaded_model = ""
         self.batch_id = ""
         self.chunk: int | None = None
+        self.work = ""
         self.requests_done = 0
         self.tokens_done = 0
         self.recent_tps: float | None = None
@@ -77,6 +84,7 @@ class Heartbeat:
                 "loaded_model": self.loaded_model,
                 "current_batch_id": self.batch_id,
                 "current_chunk": self.chunk,
+                "current_work": self.work,
                 "requests_done": self.requests_done,
                 "output_tokens_done": self.tokens_done,
                 "recent_output_tokens_per_second": self.recent_tps,
@@ -84,12 +92,12 @@ class Heartbeat:
             },
         )
         lease = now + timedelta(seconds=settings.BATCH_LEASE_SECONDS)
-        BatchChunk.objects.filter(
-            worker_id=self.worker_id, status=BatchChunk.Status.LEASED, leased_until__gt=now
-        ).update(leased_until=lease)
+        for kind in kinds.registered():
+            kind.extend_leases(self.worker_id, lease)
 
-    def working_on(self, batch_id: str, chunk: int, loaded_model: str | None) -> None:
-        self.state, self.batch_id, self.chunk = Worker.State.RUNNING, batch_id, chunk
+    def working_on(self, unit: kinds.Unit, loaded_model: str | None, exclusive: bool) -> None:
+        self.state = Worker.State.EXCLUSIVE if exclusive else Worker.State.RUNNING
+        self.batch_id, self.chunk, self.work = unit.batch_id, unit.chunk, unit.label or unit.id
         self.loaded_model = loaded_model or ""
         if self._thread is None:
             self.beat()
@@ -101,7 +109,7 @@ class Heartbeat:
             self.recent_tps = round(output_tokens / seconds, 1)
 
     def idle(self, loaded_model: str | None) -> None:
-        self.state, self.batch_id, self.chunk = Worker.State.IDLE, "", None
+        self.state, self.batch_id, self.chunk, self.work = Worker.State.IDLE, "", None, ""
         self.loaded_model = loaded_model or ""
 
 
@@ -111,7 +119,7 @@ _heartbeat: Heartbeat | None = None
 def get_heartbeat() -> Heartbeat:
     """This process's heartbeat, started on first use (in the worker process, not the web)."""
     global _heartbeat
-    if _heartbeat is None or _heartbeat.worker_id != f"{socket.gethostname()}:{os.getpid()}":
+    if _heartbeat is None or _heartbeat.worker_id != worker_id():
         _heartbeat = Heartbeat()
         _heartbeat.start()
     return _heartbeat

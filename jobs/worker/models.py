@@ -11,10 +11,21 @@ from django.utils import timezone
 
 class WorkerQuerySet(models.QuerySet):
     def alive(self) -> WorkerQuerySet:
-        return self.filter(last_heartbeat__gte=timezone.now() - Worker.stale_after())
+        """Workers with a recent heartbeat that have not said they stopped (the one rule)."""
+        return self.filter(last_heartbeat__gte=timezone.now() - Worker.stale_after()).exclude(
+            state=Worker.State.STOPPED
+        )
 
     def gone(self) -> WorkerQuerySet:
-        return self.filter(last_heartbeat__lt=timezone.now() - Worker.stale_after())
+        """Workers whose heartbeat is stale, or that said they stopped."""
+        return self.filter(
+            models.Q(last_heartbeat__lt=timezone.now() - Worker.stale_after())
+            | models.Q(state=Worker.State.STOPPED)
+        )
+
+    def recent(self) -> WorkerQuerySet:
+        """Workers seen within the last hour (the API, the pages and the metrics list these)."""
+        return self.filter(last_heartbeat__gte=timezone.now() - Worker.FORGET_AFTER)
 
 
 class Worker(models.Model):
@@ -24,6 +35,7 @@ class Worker(models.Model):
         IDLE = "idle"
         LOADING = "loading"
         RUNNING = "running"
+        EXCLUSIVE = "exclusive"  # running work that needs the GPU alone (engine stopped)
         STOPPED = "stopped"
 
     worker_id = models.CharField(max_length=100, unique=True, help_text="host:pid")
@@ -35,10 +47,16 @@ class Worker(models.Model):
     loaded_model = models.CharField(max_length=200, blank=True)
     current_batch_id = models.CharField(max_length=40, blank=True)
     current_chunk = models.PositiveIntegerField(null=True, blank=True)
+    current_work = models.CharField(
+        max_length=200, blank=True, help_text="The unit of GPU work it runs (any kind)."
+    )
     requests_done = models.BigIntegerField(default=0)
     output_tokens_done = models.BigIntegerField(default=0)
     recent_output_tokens_per_second = models.FloatField(null=True, blank=True)
     gpu = models.JSONField(null=True, blank=True, help_text="Memory, utilisation, temperature.")
+
+    # Workers silent for longer than this drop out of the lists (their rows stay).
+    FORGET_AFTER = timedelta(hours=1)
 
     objects = WorkerQuerySet.as_manager()
 
@@ -55,4 +73,6 @@ class Worker(models.Model):
 
     @property
     def is_alive(self) -> bool:
-        return self.last_heartbeat >= timezone.now() - self.stale_after()
+        """Recent heartbeat and not stopped: the same rule as ``Worker.objects.alive()``."""
+        recent = self.last_heartbeat >= timezone.now() - self.stale_after()
+        return recent and self.state != self.State.STOPPED

@@ -1,4 +1,5 @@
-"""Schemathesis fuzzes every operation of our own OpenAPI schema: no request may cause a 5xx.
+"""Schemathesis fuzzes every operation of our own OpenAPI schema: no request may cause a 5xx,
+and every answer the schema documents must match it (one source per response body).
 
 The schema is read from ``/api/schema/`` of the in-process WSGI application and requests go
 through the same application, inside the test's database transaction, authenticated with an API
@@ -17,7 +18,10 @@ pytest.importorskip("schemathesis")
 
 import schemathesis  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
+from schemathesis.checks import (  # noqa: E402
+    not_a_server_error,
+    response_schema_conformance,
+)
 
 from batchserver.wsgi import application  # noqa: E402
 from tests.conftest import request_line  # noqa: E402
@@ -65,9 +69,12 @@ def in_process_requests():
     database=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_no_request_causes_a_server_error(case, fuzz_key, in_process_requests):
+def test_every_answer_is_no_server_error_and_matches_the_schema(
+    case, fuzz_key, in_process_requests
+):
     case.call_and_validate(
-        headers={"Authorization": f"Bearer {fuzz_key}"}, checks=[not_a_server_error]
+        headers={"Authorization": f"Bearer {fuzz_key}"},
+        checks=[not_a_server_error, response_schema_conformance],
     )
 
 

@@ -9,10 +9,10 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobs import runner
 from jobs.models import Batch, Worker
 from jobs.services import batches as batch_services
 from jobs.services import lifecycle
+from jobs.worker.heartbeat import worker_id
 from models_registry.models import Model
 from tests.conftest import FAKE_MODEL, jsonl, request_line
 
@@ -65,7 +65,7 @@ def test_every_series_after_a_batch(finished):
     assert value(samples, "batch_jobs_duration_seconds_bucket", le="+Inf") == 2
     assert 0 <= value(samples, "batch_jobs_duration_seconds_sum") < 60
     # the worker that ran it (this process, tasks inline) is up
-    assert value(samples, "batch_worker_up", worker=runner.worker_id()) == 1
+    assert value(samples, "batch_worker_up", worker=worker_id()) == 1
     assert value(samples, "batch_workers_alive") == 1
 
 

@@ -7,19 +7,20 @@ import types
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
 from jobs import runner, tasks
 from jobs.models import Batch, Worker
-from jobs.services import scheduling
 from jobs.worker import gpu
+from jobs.worker.control import RESTART_KEY, restart_requests
+from jobs.worker.engine.manager import get_engine
+from jobs.worker.heartbeat import worker_id
 from models_registry import builtin
 from models_registry.models import Model
 from models_registry.services import record_throughput, register_model
-from tests.conftest import FAKE_MODEL, jsonl, request_line
+from tests.conftest import FAKE_MODEL, csrf_token, jsonl, request_line
 
 # --- fixtures -----------------------------------------------------------------------------------
 
@@ -289,7 +290,7 @@ def test_dry_run_counts_smollm2_tokens_with_its_tokenizer(client_api, upload, db
 def test_the_worker_measures_model_throughput(create_batch, settings):
     # one request a chunk: the chunk that loads the model is not measured, the others are
     settings.BATCH_CHUNK_SIZE = 1
-    tasks.get_engine().shutdown()
+    get_engine().shutdown()
     create_batch([request_line(i) for i in range(3)])
     measured = Model.objects.get(name=FAKE_MODEL).measured_output_tokens_per_second
     assert measured and measured > 0
@@ -389,31 +390,18 @@ def test_without_nvml_the_heartbeat_reports_no_gpu(fresh_nvml, monkeypatch, db):
     assert Worker.objects.get().gpu is None
 
 
-@pytest.fixture
-def staff_client(db):
-    user = User.objects.create_superuser("ops", "ops@example.com", "a-long-password-123")
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(user)
-    client.get("/admin/")  # sets the CSRF cookie
-    return client
-
-
 def test_restart_worker_needs_staff_and_csrf(staff_client, worker_with, db):
     worker_with(FAKE_MODEL)
-    assert (
-        staff_client.post("/admin/restart-worker", {"worker_id": "gpu-host:1"}).status_code == 403
-    )
+    assert staff_client.post("/workers/restart", {"worker_id": "gpu-host:1"}).status_code == 403
     anonymous = Client()
-    assert anonymous.post("/admin/restart-worker").status_code == 302  # to the login page
+    assert anonymous.post("/workers/restart").status_code == 302  # to the login page
 
-    token = staff_client.cookies["csrftoken"].value
-    response = staff_client.post(
-        "/admin/restart-worker", {"worker_id": "gpu-host:1"}, HTTP_X_CSRFTOKEN=token
-    )
+    form = {"worker_id": "gpu-host:1", "csrfmiddlewaretoken": csrf_token(staff_client)}
+    response = staff_client.post("/workers/restart", form, follow=True)
 
     assert response.status_code == 200
-    assert response.json() == {"restart_requested": ["gpu-host:1"]}
-    assert scheduling.restart_requests(["gpu-host:1"])
+    assert "Engine restart requested for gpu-host:1." in response.content.decode()
+    assert restart_requests(["gpu-host:1"])
 
 
 def test_worker_honours_a_restart_between_chunks(
@@ -421,15 +409,15 @@ def test_worker_honours_a_restart_between_chunks(
 ):
     # given a worker that has run a batch and keeps its engine loaded
     create_batch([request_line(1)])
-    engine = tasks.get_engine()
+    engine = get_engine()
     assert engine.loaded_model == FAKE_MODEL
     shutdowns = []
     monkeypatch.setattr(engine, "shutdown", lambda: shutdowns.append(engine.loaded_model))
 
     # when an operator asks every live worker (this process) to restart
-    token = staff_client.cookies["csrftoken"].value
-    response = staff_client.post("/admin/restart-worker", HTTP_X_CSRFTOKEN=token)
-    assert runner.worker_id() in response.json()["restart_requested"]
+    form = {"csrfmiddlewaretoken": csrf_token(staff_client)}
+    response = staff_client.post("/workers/restart", form, follow=True)
+    assert worker_id() in response.content.decode()
     entry = client_api.get("/v1/worker/status").json()["data"][0]
     assert entry["restart_requested_at"] is not None
 
@@ -437,7 +425,7 @@ def test_worker_honours_a_restart_between_chunks(
     batch = create_batch([request_line(2)])
     assert shutdowns == [FAKE_MODEL]
     assert batch["status"] == "completed"
-    assert cache.get(scheduling.RESTART_KEY.format(runner.worker_id())) is None
+    assert cache.get(RESTART_KEY.format(worker_id())) is None
 
 
 # --- history ------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""reset_stuck_jobs (command and staff endpoint) and the worker's database retries."""
+"""reset_stuck_jobs (command and the Workers page's form) and the worker's database retries."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from django.db import OperationalError
 from django.test import Client
 from django.utils import timezone
 
+from batchserver.db import retry
 from jobs import runner
 from jobs.models import Batch, BatchChunk, BatchRequest, Worker
 from jobs.services import lifecycle, recovery
-from tests.conftest import jsonl, request_line
+from tests.conftest import csrf_token, jsonl, request_line
 
-URL = "/admin/reset-stuck-jobs"
+URL = "/workers/reset-stuck"
 
 
 @pytest.fixture
@@ -127,24 +128,16 @@ def test_command_settles_a_batch_whose_worker_died_after_its_last_chunk(running_
     assert report.batches_settled == 1 and report.chunks_requeued == 0
 
 
-# --- the staff-only endpoint ------------------------------------------------------------------
+# --- the staff-only form on the Workers page ----------------------------------------------------
 
 
-@pytest.fixture
-def staff_client(db) -> Client:
-    user = User.objects.create_user("ops", password="pw-ops-123", is_staff=True)
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def test_endpoint_redirects_anonymous_users_to_the_login(db):
+def test_the_form_redirects_anonymous_users_to_the_login(db):
     response = Client().post(URL)
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
 
 
-def test_endpoint_refuses_users_who_are_not_staff(db):
+def test_the_form_refuses_users_who_are_not_staff(db):
     user = User.objects.create_user("someone", password="pw-someone-123")
     client = Client()
     client.force_login(user)
@@ -154,26 +147,22 @@ def test_endpoint_refuses_users_who_are_not_staff(db):
         assert response["Location"].startswith("/admin/login/")
 
 
-def test_endpoint_answers_staff_with_the_counts(staff_client, running_batch):
+def test_the_form_tells_staff_the_counts(staff_client, running_batch):
     _worker("dead:1", seconds_ago=3600)
     _lease(running_batch, 0, "dead:1", seconds_left=50)
 
-    response = staff_client.post(URL)
+    form = {"csrfmiddlewaretoken": csrf_token(staff_client)}
+    response = staff_client.post(URL, form, follow=True)
 
     assert response.status_code == 200
-    body = response.json()
-    assert body["chunks_requeued"] == 1 and body["workers_gone"] == 1
-    assert body["batches_finalized"] == 0 and body["failed"] == []
-    assert "1 chunk(s) requeued" in body["summary"]
+    assert response.redirect_chain[-1][0] == "/workers"
+    assert "Reset stuck work: 1 chunk(s) requeued (1 worker(s) gone)" in response.content.decode()
     assert _status(running_batch)[0] == ("pending", "")
 
 
-def test_endpoint_needs_post_and_a_csrf_token(db):
-    user = User.objects.create_user("ops2", password="pw-ops-123", is_staff=True)
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(user)
-    assert client.get(URL).status_code == 405
-    assert client.post(URL).status_code == 403  # no CSRF token
+def test_the_form_needs_post_and_a_csrf_token(staff_client):
+    assert staff_client.get(URL).status_code == 405
+    assert staff_client.post(URL).status_code == 403  # no CSRF token
 
 
 # --- the worker's database retries ---------------------------------------------------------
@@ -186,18 +175,18 @@ def as_in_the_worker(monkeypatch):
     (pytest-django wraps each test in one, inside which nothing is retried, and where closing
     stale connections would close the test's own.)
     """
-    monkeypatch.setattr(recovery, "DB_RETRY_FIRST_WAIT", 0.001)
-    monkeypatch.setattr(recovery, "DB_RETRY_MAX_WAIT", 0.002)
-    monkeypatch.setattr(recovery, "DB_RETRY_JITTER", 0.001)
-    monkeypatch.setattr(recovery, "connection", SimpleNamespace(in_atomic_block=False))
-    monkeypatch.setattr(recovery, "close_old_connections", lambda: None)
+    monkeypatch.setattr(retry, "DB_RETRY_FIRST_WAIT", 0.001)
+    monkeypatch.setattr(retry, "DB_RETRY_MAX_WAIT", 0.002)
+    monkeypatch.setattr(retry, "DB_RETRY_JITTER", 0.001)
+    monkeypatch.setattr(retry, "connection", SimpleNamespace(in_atomic_block=False))
+    monkeypatch.setattr(retry, "close_old_connections", lambda: None)
 
 
 def test_db_retry_rides_out_a_lost_connection_and_notes_it(running_batch, as_in_the_worker):
     # given a step that loses the database twice, then works
     calls = []
 
-    @recovery.db_retry("testing")
+    @retry.db_retry("testing", lifecycle.note_db_recovery)
     def step(batch_id: str) -> str:
         calls.append(1)
         if len(calls) < 3:
@@ -216,20 +205,20 @@ def test_db_retry_rides_out_a_lost_connection_and_notes_it(running_batch, as_in_
 def test_db_retry_gives_up_after_its_bound(db, as_in_the_worker):
     calls = []
 
-    @recovery.db_retry("testing")
+    @retry.db_retry("testing")
     def step() -> None:
         calls.append(1)
         raise OperationalError("connection refused")
 
     with pytest.raises(OperationalError):
         step()
-    assert len(calls) == recovery.DB_RETRY_ATTEMPTS
+    assert len(calls) == retry.DB_RETRY_ATTEMPTS
 
 
 def test_db_retry_does_not_retry_inside_a_transaction(db):
     calls = []
 
-    @recovery.db_retry("testing")
+    @retry.db_retry("testing")
     def step() -> None:
         calls.append(1)
         raise OperationalError("connection refused")

@@ -518,7 +518,7 @@ def test_an_engine_that_keeps_crashing_fails_the_lines_not_the_batch(
 
     # then the chunk was given up after its attempts, each line is an error, the batch completed
     chunk = BatchChunk.objects.get(batch_id=body["id"])
-    assert 1 < chunk.attempts <= runner.MAX_CHUNK_ATTEMPTS
+    assert 1 < chunk.attempts <= Batch.MAX_CHUNK_ATTEMPTS
     assert body["status"] == "completed"
     assert body["request_counts"] == {"total": 2, "completed": 0, "failed": 2}
     assert body["output_file_id"] is None

@@ -224,8 +224,8 @@ def test_database_restart_mid_batch_loses_and_repeats_nothing(throwaway_postgres
                 ("POST /v1/batches", api.post("/batches", json={"input_file_id": file_id})),
                 ("GET /admin/jobs/batch/", admin.get("/admin/jobs/batch/")),
                 (
-                    "POST /admin/reset-stuck-jobs",
-                    admin.post("/admin/reset-stuck-jobs", headers=csrf),
+                    "POST /workers/reset-stuck",
+                    admin.post("/workers/reset-stuck", headers=csrf),
                 ),
             ]
             time.sleep(0.5)

@@ -20,7 +20,6 @@ import pytest
 
 from jobs import assembly, tasks
 from jobs.models import Batch, File
-from jobs.services.lifecycle import FINALIZE_FAILED_NOTE
 from tests.conftest import request_line
 from tests.reliability.conftest import check_exactly_once, record_figures
 
@@ -119,7 +118,7 @@ def test_enospc_while_writing_publishes_nothing_and_resumes(
     # then it stays finalizing, says why, and nothing of its files is published
     batch = Batch.objects.get(pk=created["id"])
     assert batch.status == "finalizing"
-    assert batch.note.startswith(FINALIZE_FAILED_NOTE) and "No space left" in batch.note
+    assert batch.note.startswith(Batch.FINALIZE_FAILED_NOTE) and "No space left" in batch.note
     assert filling_disk.written > 0  # part of a file had been written when the disk filled
     _published_nothing(batch, Path(settings.MEDIA_ROOT), Path(settings.FILE_UPLOAD_TEMP_DIR))
 

@@ -1,9 +1,9 @@
-"""The operator pages, mounted at the root (/queue, /history…), staff-only like the admin."""
+"""The batch side's operator pages, mounted at the root (/queue, /history…), staff only."""
 
 from django.contrib import admin
 from django.urls import path
 
-from jobs.pages import views
+from jobs import views
 
 app_name = "ops"
 
@@ -16,5 +16,8 @@ urlpatterns = [
     path("queue", staff(views.queue), name="queue"),
     path("history", staff(views.history), name="history"),
     path("workers", staff(views.workers), name="workers"),
+    path("workers/restart", staff(views.restart_worker), name="restart-worker"),
+    path("workers/reset-stuck", staff(views.reset_stuck), name="reset-stuck"),
     path("batches/<str:batch_id>", staff(views.batch), name="batch"),
+    path("batches/<str:batch_id>/action", staff(views.batch_action), name="batch-action"),
 ]

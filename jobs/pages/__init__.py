@@ -1,1 +1,0 @@
-"""Operator pages inside the admin: live queue, job history with charts, workers, one batch."""
