@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from batchserver import net
 from batchserver.models import ApiKey
 
 
@@ -20,8 +21,6 @@ class ApiKeyForm(forms.ModelForm):
         fields = ("name", "expires_at", "webhook_url")
 
     def clean_webhook_url(self) -> str:
-        from jobs import net  # the outbound-URL guard lives with the webhooks that use it
-
         url = self.cleaned_data.get("webhook_url", "")
         if url:
             try:

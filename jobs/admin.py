@@ -6,6 +6,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from batchserver.errors import DomainError
+from jobs import webhooks
 from jobs.models import Batch, BatchChunk, BatchRequest, File, WebhookDelivery
 from jobs.services import batches as batch_services
 from jobs.services import files as file_services
@@ -185,8 +186,6 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Replay selected webhook deliveries (same webhook-id)")
     def replay_deliveries(self, request, queryset):
-        from jobs import webhooks
-
         replayed, refused = 0, []
         for delivery in queryset.select_related("batch__owner"):
             try:

@@ -30,9 +30,9 @@ from django_q.models import Schedule
 from django_q.tasks import async_task, schedule
 from standardwebhooks.webhooks import Webhook
 
+from batchserver import net
 from batchserver.backoff import backoff_delay
 from batchserver.errors import Conflict
-from jobs import net
 from jobs.models import Batch, WebhookDelivery, WebhookSubscription
 
 logger = logging.getLogger(__name__)

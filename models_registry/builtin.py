@@ -11,6 +11,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from models_registry.conversion import convert_smollm2
+
 DEFAULT_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
 BUILTIN_PATH = "builtin:smollm2-135m-instruct"
 FOLDER_NAME = "SmolLM2-135M-Instruct"
@@ -33,6 +35,4 @@ def resolve_path(path: str) -> str:
     """A local folder for ``path``; the built-in model is converted here on first use."""
     if path != BUILTIN_PATH:
         return path
-    from models_registry.conversion import convert_smollm2
-
     return str(convert_smollm2(converted_folder()))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.db import models
 from django.utils import timezone
 
-from models_registry.builtin import resolve_path
+from models_registry.builtin import BUILTIN_PATH, converted_folder, resolve_path
 
 
 class ModelQuerySet(models.QuerySet):
@@ -77,6 +78,12 @@ class Model(models.Model):
         if self.extra_args:
             settings["extra"] = dict(self.extra_args)
         return settings
+
+    def existing_folder(self) -> Path | None:
+        """The local folder if it is already there (never converting or downloading)."""
+        if self.path == BUILTIN_PATH:
+            return converted_folder()
+        return Path(self.path) if self.path else None
 
     def local_path(self) -> str:
         """The folder the engine loads; resolving the built-in model may convert it (first use)."""

@@ -151,12 +151,30 @@ def _inline_tasks(settings):
 
 
 @pytest.fixture
-def queued(api_key, upload, model):
-    """Validated, not yet run batches: ``queued(model_name=, priority=, age=, key=)``."""
+def validated_batch(api_key, upload, model, settings):
+    """The one factory of a batch that is validated and split into chunks, none of them run.
+
+    ``validated_batch(lines=2, *, chunk_size=None, model_name=, priority=, age=, key=,
+    metadata=)``: ``lines`` is a count of well-formed lines or the lines themselves; ``age``
+    seconds back-dates its creation; ``key`` owns it (the test key by default).
+    """
     register_model("other-model")
 
-    def _queued(model_name=FAKE_MODEL, priority=0, age=0, key=None, lines=2):
-        file = upload(jsonl([request_line(i, model=model_name) for i in range(lines)]))
+    def _validated(
+        lines: int | list[dict[str, Any] | str] = 2,
+        *,
+        chunk_size: int | None = None,
+        model_name: str = FAKE_MODEL,
+        priority: int = 0,
+        age: float = 0,
+        key: ApiKey | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> Batch:
+        if chunk_size is not None:
+            settings.BATCH_CHUNK_SIZE = chunk_size
+        if isinstance(lines, int):
+            lines = [request_line(i, model=model_name) for i in range(lines)]
+        file = upload(jsonl(lines))
         batch = Batch.objects.create(
             owner=key or api_key[0],
             input_file_id=file["id"],
@@ -165,13 +183,14 @@ def queued(api_key, upload, model):
             expires_at=timezone.now() + timedelta(hours=24),
             created_at=timezone.now() - timedelta(seconds=age),
             priority=priority,
+            metadata=metadata,
         )
         lifecycle.validate_and_split(batch)
         batch.refresh_from_db()
-        assert batch.status == "in_progress"
+        assert batch.status == "in_progress", batch.errors
         return batch
 
-    return _queued
+    return _validated
 
 
 @pytest.fixture

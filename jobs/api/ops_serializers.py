@@ -103,7 +103,7 @@ class QueueEntrySerializer(serializers.Serializer):
 
 class QueueSerializer(serializers.Serializer):
     object = serializers.CharField(default="list")
-    data = QueueEntrySerializer(many=True)
+    data = QueueEntrySerializer(many=True)  # type: ignore[assignment]  # OpenAI lists have a "data" key
     total_active = serializers.IntegerField()
     workers_alive = serializers.IntegerField()
 
@@ -130,7 +130,7 @@ class WorkerStatusSerializer(serializers.Serializer):
 
 class WorkerListSerializer(serializers.Serializer):
     object = serializers.CharField(default="list")
-    data = WorkerStatusSerializer(many=True)
+    data = WorkerStatusSerializer(many=True)  # type: ignore[assignment]  # OpenAI lists have a "data" key
 
 
 class HistoryEntrySerializer(serializers.Serializer):
@@ -161,7 +161,7 @@ class HistoryEntrySerializer(serializers.Serializer):
 
 class HistorySerializer(serializers.Serializer):
     object = serializers.CharField(default="list")
-    data = HistoryEntrySerializer(many=True)
+    data = HistoryEntrySerializer(many=True)  # type: ignore[assignment]  # OpenAI lists have a "data" key
     total = serializers.IntegerField()
     limit = serializers.IntegerField()
     offset = serializers.IntegerField()
@@ -185,7 +185,7 @@ class DryRunResultSerializer(serializers.Serializer):
     valid = serializers.BooleanField(help_text="True when the file would pass validation.")
     valid_lines = serializers.IntegerField()
     invalid_lines = serializers.IntegerField()
-    errors = serializers.JSONField(help_text="Same shape as a failed batch's errors.data.")
+    errors = serializers.JSONField(help_text="Same shape as a failed batch's errors.data.")  # type: ignore[assignment]  # the OpenAI field
     models = serializers.ListField(child=serializers.CharField())
     prompt_tokens = serializers.IntegerField()
     estimated_output_tokens = serializers.IntegerField()

@@ -6,7 +6,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from jobs import net
+from batchserver import net
 from jobs.models import File
 
 MAX_METADATA_PAIRS = 16
@@ -160,7 +160,7 @@ class BatchObjectSerializer(serializers.Serializer):
     id = serializers.CharField()
     object = serializers.CharField(default="batch")
     endpoint = serializers.CharField()
-    errors = serializers.JSONField(allow_null=True)
+    errors = serializers.JSONField(allow_null=True)  # type: ignore[assignment]  # the OpenAI field
     input_file_id = serializers.CharField()
     completion_window = serializers.CharField()
     status = serializers.CharField()

@@ -26,7 +26,6 @@ from jobs.services.batches import batch_input_file
 from jobs.services.lifecycle import MAX_REPORTED_ERRORS, model_error
 from jobs.services.scheduling import DEFAULT_OUTPUT_TOKENS
 from jobs.validation import LineError, ParsedLine, check_lines
-from models_registry import builtin
 from models_registry.services import find_active_model, model_throughputs, seconds_for
 
 logger = logging.getLogger(__name__)
@@ -69,9 +68,7 @@ def _tokenizer_folder(name: str) -> Path | None:
     model = find_active_model(name)
     if model is None:
         return None
-    folder = builtin.converted_folder() if model.path == builtin.BUILTIN_PATH else None
-    if folder is None and model.path:
-        folder = Path(model.path)
+    folder = model.existing_folder()
     if folder is not None and (folder / "tokenizer_config.json").is_file():
         return folder
     return None

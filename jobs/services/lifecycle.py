@@ -212,7 +212,11 @@ def _settle(batch: Batch, finalize_grace: float | None) -> None:
         if batch.load_failures >= Batch.MAX_LOAD_ATTEMPTS:
             # Failing it for its model could not write the files (disk full): finish failing.
             first = batch.requests.filter(error__code="model_load_failed").first()
-            message = first.error["message"] if first else f"Model {batch.model!r} did not load."
+            message = (
+                first.error["message"]
+                if first and first.error
+                else f"Model {batch.model!r} did not load."
+            )
             fail_batch(batch, "model_load_failed", message)
         elif batch.transition(S.FINALIZING):
             close_out(batch, S.COMPLETED)

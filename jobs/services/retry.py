@@ -104,7 +104,7 @@ def _create_child(
                 parent.owner,
                 content,
                 purpose=File.Purpose.BATCH,
-                filename=content.name,
+                filename=content.name or f"{parent.id}_retry.jsonl",
                 expires_after_seconds=settings.FILE_DEFAULT_EXPIRES_SECONDS or None,
                 line_count=count,
             )

@@ -52,14 +52,14 @@ def queue_ids(client):
 
 
 def test_queue_is_in_the_workers_order_priority_then_loaded_model_then_age(
-    client_api, queued, worker_with
+    client_api, validated_batch, worker_with
 ):
     # given a worker with FAKE_MODEL loaded, an old batch on another model, a newer batch on
     # the loaded model, and the newest batch with a higher priority
     worker_with(FAKE_MODEL)
-    oldest = queued(model_name="other-model", age=300)
-    loaded = queued(model_name=FAKE_MODEL, age=100)
-    urgent = queued(model_name="other-model", priority=5, age=0)
+    oldest = validated_batch(model_name="other-model", age=300)
+    loaded = validated_batch(model_name=FAKE_MODEL, age=100)
+    urgent = validated_batch(model_name="other-model", priority=5, age=0)
 
     # when the client reads the queue, then it is priority, then loaded model, then age
     assert queue_ids(client_api) == [(1, urgent.id), (2, loaded.id), (3, oldest.id)]
@@ -73,8 +73,8 @@ def test_queue_is_in_the_workers_order_priority_then_loaded_model_then_age(
     assert claimed == [urgent.id, loaded.id, oldest.id]
 
 
-def test_queue_entry_shape_progress_and_eta(client_api, queued):
-    batch = queued(lines=4)
+def test_queue_entry_shape_progress_and_eta(client_api, validated_batch):
+    batch = validated_batch(lines=4)
     Batch.objects.filter(pk=batch.pk).update(request_completed=1, output_tokens=50)
     Model.objects.filter(name=FAKE_MODEL).update(measured_output_tokens_per_second=10.0)
 
@@ -88,10 +88,10 @@ def test_queue_entry_shape_progress_and_eta(client_api, queued):
 
 
 def test_queue_positions_are_global_but_a_key_sees_only_its_own(
-    client_api, other_client, other_key, queued
+    client_api, other_client, other_key, validated_batch
 ):
-    theirs = queued(priority=9, key=other_key[0])
-    mine = queued()
+    theirs = validated_batch(priority=9, key=other_key[0])
+    mine = validated_batch()
 
     assert queue_ids(client_api) == [(2, mine.id)]
     assert queue_ids(other_client) == [(1, theirs.id)]
@@ -102,10 +102,10 @@ def test_queue_positions_are_global_but_a_key_sees_only_its_own(
 
 
 def test_pause_stops_claims_and_resume_runs_the_batch(
-    client_api, queued, django_capture_on_commit_callbacks
+    client_api, validated_batch, django_capture_on_commit_callbacks
 ):
     # given a queued batch that is paused
-    batch = queued()
+    batch = validated_batch()
     response = client_api.post(f"/v1/batches/{batch.id}/pause")
     assert response.status_code == 200 and response.json()["paused"] is True
 
@@ -123,8 +123,8 @@ def test_pause_stops_claims_and_resume_runs_the_batch(
     assert body["status"] == "completed" and body["request_counts"]["completed"] == 2
 
 
-def test_a_paused_batchs_running_chunk_finishes(client_api, queued):
-    batch = queued()
+def test_a_paused_batchs_running_chunk_finishes(client_api, validated_batch):
+    batch = validated_batch()
     chunk = runner.claim_chunk("w1", None)
     client_api.post(f"/v1/batches/{batch.id}/pause")
 
@@ -147,8 +147,8 @@ def test_pause_of_an_ended_batch_is_409(client_api, create_batch):
     assert response.status_code == 409
 
 
-def test_priority_change_reorders_the_queue(client_api, queued):
-    first, second = queued(age=100), queued(age=0)
+def test_priority_change_reorders_the_queue(client_api, validated_batch):
+    first, second = validated_batch(age=100), validated_batch(age=0)
     assert [i for _, i in queue_ids(client_api)] == [first.id, second.id]
 
     response = client_api.post(f"/v1/batches/{second.id}/priority", {"priority": 10}, format="json")
@@ -158,8 +158,8 @@ def test_priority_change_reorders_the_queue(client_api, queued):
     assert runner.claim_chunk("w1", None).batch_id == second.id
 
 
-def test_priority_out_of_range_or_another_keys_batch(client_api, other_client, queued):
-    batch = queued()
+def test_priority_out_of_range_or_another_keys_batch(client_api, other_client, validated_batch):
+    batch = validated_batch()
     response = client_api.post(f"/v1/batches/{batch.id}/priority", {"priority": 101}, format="json")
     assert response.status_code == 400 and response.json()["error"]["param"] == "priority"
     response = other_client.post(f"/v1/batches/{batch.id}/pause")
@@ -306,8 +306,8 @@ def test_throughput_is_a_moving_average(model):
 # --- workers ------------------------------------------------------------------------------------
 
 
-def test_worker_status(client_api, worker_with, queued):
-    batch = queued()
+def test_worker_status(client_api, worker_with, validated_batch):
+    batch = validated_batch()
     gpu_figures = {"devices": [{"index": 0, "memory_used_bytes": 5, "memory_total_bytes": 10}]}
     worker_with(
         FAKE_MODEL,
@@ -337,8 +337,8 @@ def test_worker_status(client_api, worker_with, queued):
     assert stopped["seconds_since_heartbeat"] >= 300
 
 
-def test_worker_status_hides_other_keys_batch_ids(other_client, worker_with, queued):
-    batch = queued()
+def test_worker_status_hides_other_keys_batch_ids(other_client, worker_with, validated_batch):
+    batch = validated_batch()
     worker_with(FAKE_MODEL, state="running", current_batch_id=batch.id, current_chunk=0)
     entry = other_client.get("/v1/worker/status").json()["data"][0]
     assert entry["current_batch_id"] is None and entry["state"] == "running"
@@ -432,12 +432,12 @@ def test_worker_honours_a_restart_between_chunks(
 
 
 @pytest.fixture
-def history(create_batch, queued):
+def history(create_batch, validated_batch):
     """Three completed batches (one with a failed line), one failed, one in progress."""
     done = [create_batch([request_line(1), request_line(2)]) for _ in range(2)]
     done.append(create_batch([request_line(1), request_line(2, content="[[fail]]")]))
     failed = create_batch(["{bad"])
-    running = queued()
+    running = validated_batch()
     for i, batch_id in enumerate([*(b["id"] for b in done), failed["id"], running.id]):
         Batch.objects.filter(pk=batch_id).update(
             created_at=datetime(2026, 1, 1 + i, tzinfo=UTC)  # one a day, from 1 January

@@ -5,29 +5,14 @@ import json
 import pytest
 
 from jobs import runner, tasks
-from jobs.models import Batch
-from jobs.services import batches as batch_services
-from tests.conftest import jsonl, request_line
+from tests.conftest import request_line
 
 
 @pytest.fixture
-def running_batch(api_key, upload, model, settings):
+def running_batch(validated_batch):
     """A validated batch of five in chunks of two (line 2 fails in the engine), none run yet."""
-    settings.BATCH_CHUNK_SIZE = 2
-    settings.BATCH_TASK_SLICE_SECONDS = 0
-
     lines = [request_line(i, content="[[fail]]" if i == 2 else None) for i in range(1, 6)]
-    file = upload(jsonl(lines))
-    batch = batch_services.create_batch(
-        api_key[0],
-        input_file_id=file["id"],
-        endpoint="/v1/chat/completions",
-        completion_window="24h",
-    )
-    tasks.validate_batch(batch.id)
-    batch.refresh_from_db()
-    assert batch.status == Batch.Status.IN_PROGRESS
-    return batch
+    return validated_batch(lines, chunk_size=2)
 
 
 def run_one_chunk() -> None:

@@ -17,26 +17,16 @@ from batchserver.db import retry
 from jobs import runner
 from jobs.models import Batch, BatchChunk, BatchRequest, Worker
 from jobs.services import lifecycle, recovery
-from tests.conftest import csrf_token, jsonl, request_line
+from tests.conftest import csrf_token
 
 URL = "/workers/reset-stuck"
 
 
 @pytest.fixture
-def running_batch(api_key, upload, model, settings):
+def running_batch(validated_batch):
     """A validated batch of 6 lines in 3 chunks, nothing run yet."""
-    settings.BATCH_CHUNK_SIZE = 2
-    file = upload(jsonl([request_line(i) for i in range(6)]))
-    batch = Batch.objects.create(
-        owner=api_key[0],
-        input_file_id=file["id"],
-        endpoint="/v1/chat/completions",
-        completion_window="24h",
-        expires_at=timezone.now() + timedelta(hours=24),
-    )
-    lifecycle.validate_and_split(batch)
-    batch.refresh_from_db()
-    assert batch.status == "in_progress" and batch.chunks.count() == 3
+    batch = validated_batch(6, chunk_size=2)
+    assert batch.chunks.count() == 3
     return batch
 
 

@@ -8,31 +8,16 @@ from django.utils import timezone
 
 from jobs import runner, tasks
 from jobs.models import Batch, File
-from jobs.services import batches as batch_services
 from jobs.services.lifecycle import fail_batch
-from tests.conftest import jsonl, request_line
+from tests.conftest import request_line
 
 
 @pytest.fixture
-def started_batch(api_key, upload, model, settings):
+def started_batch(validated_batch):
     """A validated batch in chunks of two whose worker has not run any chunk yet."""
-    settings.BATCH_CHUNK_SIZE = 2
 
     def _started(lines) -> Batch:
-        file = upload(jsonl(lines))
-        batch = batch_services.create_batch(
-            api_key[0],
-            input_file_id=file["id"],
-            endpoint="/v1/chat/completions",
-            completion_window="24h",
-            metadata={"run": "first"},
-            priority=7,
-        )
-        settings.BATCH_TASK_SLICE_SECONDS = 0  # validating must not also run the chunks
-        tasks.validate_batch(batch.id)
-        batch.refresh_from_db()
-        assert batch.status == Batch.Status.IN_PROGRESS
-        return batch
+        return validated_batch(lines, chunk_size=2, metadata={"run": "first"}, priority=7)
 
     return _started
 

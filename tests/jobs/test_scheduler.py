@@ -13,11 +13,11 @@ from models_registry.services import register_model
 from tests.conftest import FAKE_MODEL
 
 
-def test_priority_first_then_loaded_model_then_age(queued):
+def test_priority_first_then_loaded_model_then_age(validated_batch):
     # given an old batch, a newer batch on the loaded model, and a newest high-priority batch
-    oldest = queued(model_name="other-model", age=300)
-    loaded = queued(model_name=FAKE_MODEL, age=100)
-    urgent = queued(model_name="other-model", priority=5, age=0)
+    oldest = validated_batch(model_name="other-model", age=300)
+    loaded = validated_batch(model_name=FAKE_MODEL, age=100)
+    urgent = validated_batch(model_name="other-model", priority=5, age=0)
 
     # when a worker with FAKE_MODEL loaded claims chunks one after another
     order = []
@@ -30,15 +30,15 @@ def test_priority_first_then_loaded_model_then_age(queued):
     assert order == [urgent.id, loaded.id, oldest.id]
 
 
-def test_without_a_loaded_model_the_oldest_goes_first(queued):
-    newer = queued(age=10)
-    older = queued(model_name="other-model", age=500)
+def test_without_a_loaded_model_the_oldest_goes_first(validated_batch):
+    newer = validated_batch(age=10)
+    older = validated_batch(model_name="other-model", age=500)
     assert claim_chunk("w1", None).batch_id == older.id
     assert newer.id
 
 
-def test_leased_chunk_is_not_claimed_again_until_its_lease_runs_out(queued):
-    batch = queued()
+def test_leased_chunk_is_not_claimed_again_until_its_lease_runs_out(validated_batch):
+    batch = validated_batch()
     first = claim_chunk("w1", None)
     assert claim_chunk("w2", None) is None  # the only chunk is leased
     BatchChunk.objects.filter(pk=first.pk).update(leased_until=timezone.now() - timedelta(1))
@@ -48,13 +48,13 @@ def test_leased_chunk_is_not_claimed_again_until_its_lease_runs_out(queued):
 
 
 def test_model_that_never_loads_fails_its_batch_and_the_worker_goes_on(
-    settings, queued, client_api
+    settings, validated_batch, client_api
 ):
     # given a model that fails to load, and a healthy batch queued behind it
     settings.BATCH_LOAD_BACKOFF_SECONDS = 0
     register_model("broken-model", extra_args={"fake_fail_load": True})
-    broken = queued(model_name="broken-model", age=60)
-    healthy = queued(age=0)
+    broken = validated_batch(model_name="broken-model", age=60)
+    healthy = validated_batch(age=0)
 
     # when the worker runs
     tasks.run_work()
@@ -74,12 +74,12 @@ def test_model_that_never_loads_fails_its_batch_and_the_worker_goes_on(
 
 
 def test_a_batch_failed_for_its_model_on_a_full_disk_still_ends_failed(
-    settings, queued, monkeypatch
+    settings, validated_batch, monkeypatch
 ):
     # given a model that never loads, and a disk that is full when the batch is failed
     settings.BATCH_LOAD_BACKOFF_SECONDS = 0
     register_model("broken-model", extra_args={"fake_fail_load": True})
-    broken = queued(model_name="broken-model")
+    broken = validated_batch(model_name="broken-model")
     from jobs import assembly
 
     real_assemble = assembly.assemble_files

@@ -50,17 +50,11 @@ def new_batch(api_key, upload, model):
 
 
 @pytest.fixture
-def started_batch(new_batch, settings):
+def started_batch(validated_batch):
     """A validated batch of five requests in chunks of two, none of them run yet."""
-    settings.BATCH_CHUNK_SIZE = 2
-    settings.BATCH_TASK_SLICE_SECONDS = 0  # the worker's slice ends before it claims a chunk
 
     def _started(count: int = 5) -> Batch:
-        batch = new_batch(count)
-        tasks.validate_batch(batch.id)
-        batch.refresh_from_db()
-        assert batch.status == S.IN_PROGRESS
-        return batch
+        return validated_batch([request_line(i) for i in range(1, count + 1)], chunk_size=2)
 
     return _started
 

@@ -121,3 +121,11 @@ def record_figures(name: str, figures: dict[str, Any]) -> Path:
     path.write_text(json.dumps(figures, indent=2, sort_keys=True))
     print(f"\n{name}: {json.dumps(figures, sort_keys=True)}")
     return path
+
+
+def pytest_collection_modifyitems(items):
+    """Every test here is a slow chaos test: ``-m "not reliability"`` skips them all."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.reliability)

@@ -168,10 +168,10 @@ def test_the_engine_is_stopped_during_exclusive_work_and_loaded_again_after(
     assert hosted_engine.backend.pgid != host_group
 
 
-def test_kinds_are_ordered_by_priority_then_age(create_batch, exclusive, queued, order):
+def test_kinds_are_ordered_by_priority_then_age(create_batch, exclusive, validated_batch, order):
     # given an old batch, a newer training-like job, and a newest but urgent job
     now = timezone.now()
-    old_batch = queued(age=300)
+    old_batch = validated_batch(age=300)
     exclusive.add(Job("newer", priority=0, created_at=now - timedelta(seconds=100)))
     exclusive.add(Job("urgent", priority=5, created_at=now))
 
@@ -182,9 +182,9 @@ def test_kinds_are_ordered_by_priority_then_age(create_batch, exclusive, queued,
     assert order == ["urgent", old_batch.id, "newer"]
 
 
-def test_the_queue_shows_every_kind_in_claim_order(client_api, api_key, exclusive, queued):
+def test_the_queue_shows_every_kind_in_claim_order(client_api, api_key, exclusive, validated_batch):
     now = timezone.now()
-    batch = queued(age=300)
+    batch = validated_batch(age=300)
     exclusive.add(Job("newer", priority=0, created_at=now, owner_id=api_key[0].pk))
     exclusive.add(Job("urgent", priority=9, created_at=now, owner_id=api_key[0].pk))
 

@@ -31,6 +31,7 @@ from jobs.worker.engine.base import (
     ModelLoadError,
     ModelSpec,
 )
+from jobs.worker.gpu import gpu_stats
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +47,6 @@ GPU_RELEASE_TIMEOUT = float(os.environ.get("BATCHSERVER_GPU_RELEASE_TIMEOUT", "3
 
 def gpu_memory_used() -> list[int] | None:
     """Memory in use on each GPU this worker may use, or None on a machine without one."""
-    from jobs.worker.gpu import gpu_stats
-
     stats = gpu_stats()
     return [d["memory_used_bytes"] for d in stats["devices"]] if stats else None
 

@@ -69,8 +69,15 @@ def test_throttling_can_be_switched_off(client_api, settings):
     assert {client_api.get("/v1/batches").status_code for _ in range(20)} == {200}
 
 
-def test_the_default_rate_is_600_a_minute():
-    assert django_settings.API_THROTTLE_RATE == os.environ.get("API_THROTTLE_RATE", "600/min")
+def test_the_default_rate_is_600_a_minute(tmp_path):
+    # read in a fresh process whose environment does not set it
+    env = {k: v for k, v in os.environ.items() if k != "API_THROTTLE_RATE"}
+    env.update(BATCHSERVER_DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="batchserver.settings")
+    code = "from django.conf import settings; print(settings.API_THROTTLE_RATE)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "600/min"
 
 
 # --- API keys -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from jobs import net
+from batchserver import net
 
 FAKE_DNS = {
     "public.example.test": ["93.184.215.14"],
