@@ -108,7 +108,7 @@ def history(request: HttpRequest) -> HttpResponse:
         query["created_before"] = _day_start(data["created_to"], next_day=True)
     batches = list(selectors.history(**query)[: selectors.HISTORY_LIMIT])
     rows = [(b, selectors.throughput(b)) for b in batches]
-    series = sorted((t, b.pk) for b, t in rows if t is not None)
+    series = sorted(((t, b.pk) for b, t in rows if t is not None), key=lambda p: p[0].ended_at)
     context = {
         "form": form,
         "rows": rows,

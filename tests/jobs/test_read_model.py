@@ -38,3 +38,13 @@ def test_a_stopped_worker_is_not_alive_anywhere(db, client_api):
     assert Worker.objects.get().is_alive is False
     assert client_api.get("/v1/worker/status").json()["data"][0]["alive"] is False
     assert client_api.get("/v1/queue").json()["workers_alive"] == 0
+
+
+def test_the_history_page_charts_several_batches(create_batch, staff_client):
+    ended = timezone.now()
+    for _ in range(2):
+        batch = create_batch([request_line(0)])
+        Batch.objects.filter(pk=batch["id"]).update(completed_at=ended)
+    response = staff_client.get("/history")
+    assert response.status_code == 200
+    assert response.content.decode().count('class="history-row"') == 2
