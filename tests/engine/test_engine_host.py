@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import threading
-import time
 
 import pytest
 
@@ -82,7 +81,6 @@ def test_engine_host_killed_mid_batch_the_batch_still_completes(
     # when the engine host is SIGKILLed while the batch runs
     killer = threading.Timer(2.0, lambda: os.kill(victim, signal.SIGKILL))
     killer.start()
-    started = time.monotonic()
     batch = create_batch(lines)
     killer.cancel()
 
@@ -94,7 +92,6 @@ def test_engine_host_killed_mid_batch_the_batch_still_completes(
     ids = [line["custom_id"] for line in all_lines(client_api, batch)]
     assert sorted(ids) == sorted(f"c{i}" for i in range(24))
     assert batch["request_counts"]["completed"] == 24
-    assert time.monotonic() - started < 300
 
 
 def real_engine_spec():
