@@ -56,7 +56,9 @@ class _OuterAlarm(BaseException):
         self.original = original
 
 
-# Per process: failures in a row per plugin, and failures not yet written to the database.
+# Per process: plugins switched off here (a plan made before that skips them), failures in a
+# row per plugin, and failures not yet written to the database.
+switched_off: set[str] = set()
 _consecutive: dict[str, int] = {}
 _pending: dict[str, list[Any]] = {}  # plugin id -> [count, last message]
 _last_flush = 0.0
@@ -117,8 +119,11 @@ def _run(function: Callable[..., Any], args: dict[str, Any], budget: float) -> A
     old_delay, old_interval = signal.getitimer(signal.ITIMER_REAL)
     outer_first = 0 < old_delay <= budget  # an outer alarm (django-q2's task timeout) is due first
 
+    outer_fired = []
+
     def on_alarm(signum: int, frame: Any) -> None:
         if outer_first and callable(old_handler):
+            outer_fired.append(True)
             try:
                 old_handler(signum, frame)
             except BaseException as exc:  # noqa: BLE001 - handed back to the caller as it is
@@ -132,7 +137,7 @@ def _run(function: Callable[..., Any], args: dict[str, Any], budget: float) -> A
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old_handler)
-        if old_delay > 0:
+        if old_delay > 0 and not outer_fired:
             left = old_delay - (time.monotonic() - started)
             signal.setitimer(signal.ITIMER_REAL, max(left, 0.001), old_interval)
 
@@ -171,6 +176,7 @@ def _auto_disable(plugin_id: str, reason: str) -> None:
     from plugins import runtime
 
     _consecutive[plugin_id] = 0
+    switched_off.add(plugin_id)
     metrics.AUTO_DISABLED.labels(plugin_id).inc()
     logger.error(
         "plugin %s disabled: %s",
@@ -236,9 +242,11 @@ def _after_commit(write: Callable[[], None]) -> None:
 def forget(plugin_id: str) -> None:
     """Start counting a plugin's failures in a row afresh (an operator enabled it again)."""
     _consecutive.pop(plugin_id, None)
+    switched_off.discard(plugin_id)
 
 
 def reset() -> None:
     """Forget this process's counters (tests)."""
+    switched_off.clear()
     _consecutive.clear()
     _pending.clear()

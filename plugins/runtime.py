@@ -69,7 +69,9 @@ class Runtime:
     cache: dict[str, Any] = field(default_factory=dict)  # per-generation results (exports)
 
     def get(self, plugin_id: str) -> Plugin | None:
-        return next((p for p in self.plugins if p.id == plugin_id and p.manifest), None)
+        """The plugin with this id (a loadable one before a refused duplicate), or None."""
+        same = [p for p in self.plugins if p.id == plugin_id]
+        return next((p for p in same if p.found.loadable), same[0] if same else None)
 
     def enabled(self, plugin_id: str) -> Plugin | None:
         plugin = self.get(plugin_id)
@@ -115,6 +117,7 @@ def current() -> Runtime:
         changed_files = settings.DEBUG and runtime is not None and _local_changed(runtime)
         if runtime is None or token != runtime.token or changed_files:
             runtime = build(token, reload_local=bool(changed_files))
+            guard.switched_off.clear()  # the stored states are the truth again
         _runtime, _checked_at = runtime, time.monotonic()
         guard.flush()
         return runtime

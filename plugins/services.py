@@ -53,7 +53,8 @@ class LineFailed(Exception):
 
     ``as_error()`` is the line's error object (``{"code", "message"}``) for the error file.
     Codes: ``plugin_rejected_line`` (or the plugin's own code) when the plugin refused the
-    line, ``plugin_error`` when it raised, ``plugin_timeout`` when it overran its budget.
+    line, ``plugin_error`` when it raised, ``plugin_timeout`` when it overran its budget,
+    ``plugin_disabled`` for the lines after the guard switched the plugin off mid-batch.
     """
 
     def __init__(self, code: str, message: str) -> None:
@@ -126,6 +127,9 @@ class SchemaPlan:
     def transform(self, body: dict[str, Any], *, custom_id: str, line: int) -> dict[str, Any]:
         """The line's body after every step; ``LineFailed`` makes this line an error line."""
         for plugin, impl in self.steps:
+            if plugin.id in guard.switched_off:
+                message = f"plugin {plugin.id} was switched off after repeated failures"
+                raise LineFailed("plugin_disabled", message)
             kwargs = {"body": dict(body), "custom_id": custom_id, "line": line, "batch": self.batch}
             try:
                 out = guard.call(plugin, impl, TRANSFORM, kwargs)
@@ -195,6 +199,8 @@ class AnswerParser:
         """The first parser's fields for ``text``; None if none applies or each one failed."""
         kwargs = {"text": text, "body": body or {}, "custom_id": custom_id, "batch": self.batch}
         for plugin, impl in self.steps:
+            if plugin.id in guard.switched_off:
+                continue
             try:
                 fields = guard.call(plugin, impl, PARSE, kwargs)
             except (PluginFailed, LineRejected):
