@@ -108,6 +108,9 @@ def _text(raw: dict[str, Any], key: str, required: bool = False) -> str:
     return value
 
 
+RESERVED_PAGES = {"enable", "disable"}
+
+
 def _declared(raw: Any, key: str) -> tuple[Declared, ...]:
     if raw is None:
         return ()
@@ -117,6 +120,8 @@ def _declared(raw: Any, key: str) -> tuple[Declared, ...]:
     for item in raw:
         if not isinstance(item, dict) or not NAME_PATTERN.match(str(item.get("name", ""))):
             raise ManifestError(f"each of '{key}' needs a 'name' (lowercase letters, digits, -)")
+        if key == "pages" and item["name"] in RESERVED_PAGES:
+            raise ManifestError(f"page name {item['name']!r} is reserved")
         sample = item.get("sample_data", {})
         if not isinstance(sample, dict):
             raise ManifestError(f"'{key}.{item['name']}.sample_data' must be an object")

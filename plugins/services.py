@@ -567,3 +567,11 @@ def update_settings(plugin_id: str, values: Mapping[str, Any]) -> dict[str, Any]
 def rescan() -> None:
     """Find plugins again in every process (after installing or removing a package)."""
     _changed()
+
+
+def ensure_states() -> None:
+    """A state row for every plugin found with a manifest (so the admin lists them all)."""
+    ids = {p.id for p in runtime.current().plugins if p.manifest}
+    PluginState.objects.bulk_create(
+        [PluginState(plugin_id=i) for i in sorted(ids)], ignore_conflicts=True
+    )
