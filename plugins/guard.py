@@ -29,6 +29,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from batchserver import correlation
+from batchserver.errors import DomainError
 from plugins import metrics
 from plugins.types import LineRejected, PluginTimeout
 
@@ -76,11 +77,12 @@ def _series(plugin_id: str, hook: str) -> tuple[Any, Any]:
 def call(plugin: Any, impl: Any, hook: str, kwargs: dict[str, Any]) -> Any:
     """Call one plugin's implementation of ``hook`` with the arguments it asks for.
 
-    Returns its result; raises ``LineRejected`` (the plugin's own verdict on a line) as it is,
+    Returns its result; raises ``LineRejected`` (the plugin's verdict on a line) and domain
+    errors (``Invalid``, ``NotFound`` … : the caller asked for something wrong) as they are,
     and ``PluginFailed`` for anything else it raised or for running out of time.
     """
     args = {name: plugin.settings if name == "settings" else kwargs[name] for name in impl.argnames}
-    return invoke(plugin, hook, impl.function, args, plugin.budget)
+    return invoke(plugin, hook, impl.function, args, plugin.budget(hook))
 
 
 def invoke(
@@ -94,7 +96,7 @@ def invoke(
         result = _run(function, args, budget)
     except _OuterAlarm as outer:  # the task's own timeout: not the plugin's failure
         raise outer.original from None
-    except LineRejected:
+    except (LineRejected, DomainError):  # the plugin's own verdict, not a failure
         seconds.observe(time.perf_counter() - started)
         _succeeded(plugin.id)
         raise

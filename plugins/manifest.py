@@ -77,7 +77,12 @@ class Manifest:
     settings: dict[str, Any] = field(default_factory=dict)  # a JSON Schema of type object
     components: tuple[Declared, ...] = ()
     pages: tuple[Declared, ...] = ()
-    time_budget_seconds: float | None = None
+    # Seconds per hook call: one number for every hook, or one per hook type ({"ui": 60}).
+    time_budget_seconds: float | dict[str, float] | None = None
+
+    def budget_for(self, hook_type: str) -> float | None:
+        budget = self.time_budget_seconds
+        return budget.get(hook_type) if isinstance(budget, dict) else budget
 
     @property
     def required_settings(self) -> list[str]:
@@ -178,8 +183,12 @@ def parse(raw: Any) -> Manifest:
     if not isinstance(hooks, (list, tuple)) or any(h not in HOOK_TYPES for h in hooks):
         raise ManifestError(f"'hooks' must list hook types among {', '.join(HOOK_TYPES)}")
     budget = raw.get("time_budget_seconds")
-    if budget is not None and (not isinstance(budget, (int, float)) or budget <= 0):
-        raise ManifestError("'time_budget_seconds' must be a positive number")
+    values = list(budget.values()) if isinstance(budget, dict) else [budget]
+    if budget is not None and (
+        any(not isinstance(v, (int, float)) or v <= 0 for v in values)
+        or (isinstance(budget, dict) and set(budget) - set(HOOK_TYPES))
+    ):
+        raise ManifestError("'time_budget_seconds' must be a positive number, or one per hook type")
     return Manifest(
         id=plugin_id,
         name=_text(raw, "name", required=True),
@@ -192,7 +201,11 @@ def parse(raw: Any) -> Manifest:
         settings=_settings_schema(raw.get("settings")),
         components=_declared(raw.get("components"), "components"),
         pages=_declared(raw.get("pages"), "pages"),
-        time_budget_seconds=float(budget) if budget is not None else None,
+        time_budget_seconds=(
+            {k: float(v) for k, v in budget.items()}
+            if isinstance(budget, dict)
+            else (float(budget) if budget is not None else None)
+        ),
     )
 
 

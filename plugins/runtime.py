@@ -54,9 +54,9 @@ class Plugin:
     def enabled(self) -> bool:
         return self.status == ENABLED
 
-    @property
-    def budget(self) -> float:
-        own = self.manifest.time_budget_seconds if self.manifest else None
+    def budget(self, hook: str) -> float:
+        """Seconds a call of ``hook`` may take: the manifest's own budget, else the server's."""
+        own = self.manifest.budget_for(hookspecs.HOOK_TYPE.get(hook, "")) if self.manifest else None
         return float(own or settings.PLUGINS_CALL_BUDGET_SECONDS)
 
 

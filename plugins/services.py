@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
-from batchserver.errors import Conflict, Invalid, NotFound
+from batchserver.errors import Conflict, DomainError, Invalid, NotFound
 from plugins import guard, runtime, ui
 from plugins.guard import PluginFailed
 from plugins.manifest import effective_settings, settings_problem
@@ -84,7 +84,7 @@ def call(hook: str, *, plugins: Iterable[str] | None = None, **kwargs: Any) -> l
     for plugin, impl in pairs:
         try:
             value = guard.call(plugin, impl, hook, kwargs)
-        except (PluginFailed, LineRejected):
+        except (PluginFailed, LineRejected, DomainError):
             continue
         if value is not None:
             results.append(HookResult(plugin.id, value))
@@ -135,7 +135,7 @@ class SchemaPlan:
                 out = guard.call(plugin, impl, TRANSFORM, kwargs)
             except LineRejected as exc:
                 raise LineFailed(exc.code, f"plugin {plugin.id}: {exc.message}") from None
-            except PluginFailed as exc:
+            except (PluginFailed, DomainError) as exc:
                 raise LineFailed(exc.code, f"plugin {plugin.id}: {exc.message}") from None
             if out is None:
                 continue
@@ -203,7 +203,7 @@ class AnswerParser:
                 continue
             try:
                 fields = guard.call(plugin, impl, PARSE, kwargs)
-            except (PluginFailed, LineRejected):
+            except (PluginFailed, LineRejected, DomainError):
                 continue
             if isinstance(fields, dict):
                 return ParsedAnswer(plugin.id, fields)
@@ -399,8 +399,8 @@ def render_component(
     kwargs = {"component": component, "data": dict(data or {})}
     try:
         widgets = guard.call(plugin, impl, "batchserver_render_component", kwargs)
-    except (PluginFailed, LineRejected) as exc:
-        widgets = [ui.Notice(f"This component failed: {exc}", "error")]
+    except (PluginFailed, LineRejected, DomainError) as exc:
+        widgets = [ui.Notice(f"This component failed: {getattr(exc, 'message', exc)}", "error")]
     return ui.render(widgets or [], csrf_token)
 
 
@@ -416,8 +416,8 @@ def render_page(
         result = guard.call(
             plugin, impl, "batchserver_render_page", {"page": page, "request": request}
         )
-    except (PluginFailed, LineRejected) as exc:
-        result = [ui.Notice(f"This page failed: {exc}", "error")]
+    except (PluginFailed, LineRejected, DomainError) as exc:
+        result = [ui.Notice(f"This page failed: {getattr(exc, 'message', exc)}", "error")]
     if isinstance(result, Redirect):
         if ui.safe_href(result.url) is None or not result.url.startswith("/"):
             return ui.render([ui.Notice("The plugin redirected outside this server.", "error")])
