@@ -16,6 +16,7 @@ late is discarded as a timeout, but a call that never returns cannot be interrup
 
 from __future__ import annotations
 
+import _signal  # the C functions under ``signal``: no enum conversion on every call
 import logging
 import signal
 import threading
@@ -114,11 +115,15 @@ def invoke(
     return result
 
 
+_MAIN_THREAD = threading.main_thread().ident
+_ALARM, _REAL = int(signal.SIGALRM), int(signal.ITIMER_REAL)
+
+
 def _run(function: Callable[..., Any], args: dict[str, Any], budget: float) -> Any:
-    if budget <= 0 or threading.current_thread() is not threading.main_thread():
+    if budget <= 0 or threading.get_ident() != _MAIN_THREAD:
         return function(**args)
     started = time.monotonic()
-    old_delay, old_interval = signal.getitimer(signal.ITIMER_REAL)
+    old_delay, old_interval = _signal.getitimer(_REAL)
     outer_first = 0 < old_delay <= budget  # an outer alarm (django-q2's task timeout) is due first
 
     outer_fired = []
@@ -132,16 +137,16 @@ def _run(function: Callable[..., Any], args: dict[str, Any], budget: float) -> A
                 raise _OuterAlarm(exc) from exc
         raise PluginTimeout
 
-    old_handler = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, old_delay if outer_first else budget)
+    old_handler = _signal.signal(_ALARM, on_alarm)
+    _signal.setitimer(_REAL, old_delay if outer_first else budget)
     try:
         return function(**args)
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old_handler)
+        _signal.setitimer(_REAL, 0)
+        _signal.signal(_ALARM, old_handler)
         if old_delay > 0 and not outer_fired:
             left = old_delay - (time.monotonic() - started)
-            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001), old_interval)
+            _signal.setitimer(_REAL, max(left, 0.001), old_interval)
 
 
 def _succeeded(plugin_id: str) -> None:

@@ -41,6 +41,7 @@ class Plugin:
     reason: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
     disabled_reason: str = ""
+    budgets: dict[str, float] = field(default_factory=dict)  # per hook, worked out once
 
     @property
     def id(self) -> str:
@@ -56,8 +57,15 @@ class Plugin:
 
     def budget(self, hook: str) -> float:
         """Seconds a call of ``hook`` may take: the manifest's own budget, else the server's."""
-        own = self.manifest.budget_for(hookspecs.HOOK_TYPE.get(hook, "")) if self.manifest else None
-        return float(own or settings.PLUGINS_CALL_BUDGET_SECONDS)
+        known = self.budgets.get(hook)
+        if known is None:
+            own = (
+                self.manifest.budget_for(hookspecs.HOOK_TYPE.get(hook, ""))
+                if self.manifest
+                else None
+            )
+            known = self.budgets[hook] = float(own or settings.PLUGINS_CALL_BUDGET_SECONDS)
+        return known
 
 
 @dataclass
