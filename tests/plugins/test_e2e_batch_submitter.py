@@ -69,7 +69,9 @@ def test_submit_a_batch_from_the_form(admin_page, live_api_key, watch):
     page.fill("#id_template", "Translate to French: {text}")
     page.set_input_files(
         "#id_upload",
-        files=[{"name": "rows.csv", "mimeType": "text/csv", "buffer": b"id,text\nr1,cat\nr2,dog\n"}],
+        files=[
+            {"name": "rows.csv", "mimeType": "text/csv", "buffer": b"id,text\nr1,cat\nr2,dog\n"}
+        ],
     )
     page.get_by_role("button", name="Submit batch").click()
     expect(page.locator(".plugin-notice-success")).to_contain_text("submitted with 2 requests")
