@@ -92,6 +92,7 @@ def local_dir() -> Path | None:
 
 
 def _from_entry_points() -> list[Found]:
+    importlib.invalidate_caches()  # a package installed since the last scan is importable now
     out = []
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = getattr(ep, "dist", None)
