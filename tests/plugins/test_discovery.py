@@ -176,3 +176,19 @@ def test_hot_reload_of_a_local_plugin_in_debug(db, settings):
 
     os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 5))
     assert [(s.name, s.value) for s in services.rate("x")] == [("edited", 0.5)]
+
+
+def test_the_management_command(db, capsys):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    call_command("plugins", "enable", "quality-rater")
+    call_command("plugins", "list")
+    out = capsys.readouterr().out
+    assert "quality-rater: enabled" in out
+    assert any(
+        line.startswith("quality-rater") and "enabled" in line and "rating,ui" in line
+        for line in out.splitlines()
+    )
+    with pytest.raises(CommandError, match="No such plugin"):
+        call_command("plugins", "disable", "nobody")
