@@ -185,3 +185,23 @@ def test_links_from_plugins_cannot_run_script():
     html = ui.render([ui.Link("click", "javascript:alert(1)"), ui.Link("ok", "/queue")])
     assert "javascript:" not in html
     assert 'href="/queue"' in html
+
+
+def test_tryfirst_and_trylast_come_before_and_after_the_id_order(db):
+    import types
+
+    from plugins.hookspecs import hookimpl
+
+    def plugin(plugin_id, **marker):
+        module = types.ModuleType(plugin_id)
+        module.manifest = {"id": plugin_id, "name": plugin_id, "version": "1", "hooks": ["rating"]}
+
+        def rate(answer):
+            return [Score(plugin_id, 1.0)]
+
+        module.batchserver_rate = hookimpl(**marker)(rate)
+        return module
+
+    plugins = [plugin("a"), plugin("b", trylast=True), plugin("c"), plugin("z", tryfirst=True)]
+    with testing.installed(*plugins):
+        assert [s.name for s in services.rate("x")] == ["z", "a", "c", "b"]
