@@ -32,6 +32,7 @@ from django.utils import timezone
 from batchserver import correlation
 from batchserver.errors import DomainError
 from plugins import metrics
+from plugins.models import Generation, PluginState
 from plugins.types import LineRejected, PluginTimeout
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ switched_off: set[str] = set()
 _consecutive: dict[str, int] = {}
 _pending: dict[str, list[Any]] = {}  # plugin id -> [count, last message]
 _last_flush = 0.0
+# Set by plugins.runtime: stop calling a plugin in this process's loaded runtime at once.
+on_switch_off: Callable[[str, str], None] | None = None
 _children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
 
@@ -180,8 +183,6 @@ def _failed(plugin: Any, hook: str, kind: str, message: str) -> PluginFailed:
 
 
 def _auto_disable(plugin_id: str, reason: str) -> None:
-    from plugins import runtime
-
     _consecutive[plugin_id] = 0
     switched_off.add(plugin_id)
     metrics.AUTO_DISABLED.labels(plugin_id).inc()
@@ -191,16 +192,13 @@ def _auto_disable(plugin_id: str, reason: str) -> None:
         reason,
         extra={"plugin": plugin_id, "correlation_id": correlation.get() or "-"},
     )
-    loaded = runtime._runtime
-    if loaded is not None:
-        loaded.drop(plugin_id, reason)
+    if on_switch_off is not None:
+        on_switch_off(plugin_id, reason)
     pending = _pending.pop(plugin_id, [0, reason])
     _after_commit(lambda: _store_auto_disable(plugin_id, reason, pending[0]))
 
 
 def _store_auto_disable(plugin_id: str, reason: str, errors: int) -> None:
-    from plugins.models import Generation, PluginState
-
     now = timezone.now()
     with transaction.atomic():
         PluginState.objects.get_or_create(plugin_id=plugin_id)
@@ -228,8 +226,6 @@ def flush() -> None:
 
 
 def _store_errors(pending: dict[str, list[Any]]) -> None:
-    from plugins.models import PluginState
-
     now = timezone.now()
     try:
         for plugin_id, (count, message) in pending.items():

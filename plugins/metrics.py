@@ -17,6 +17,8 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import REGISTRY, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from plugins.models import PluginState
+
 logger = logging.getLogger(__name__)
 
 CALLS = Counter("plugin_calls", "Hook calls made to plugins", ["plugin", "hook"])
@@ -54,8 +56,6 @@ class PluginStateCollector(Collector):
         }
 
     def collect(self) -> Iterator[Metric]:
-        from plugins.models import PluginState
-
         families = self._families()
         try:
             rows = list(PluginState.objects.values_list("plugin_id", "enabled", "error_count"))

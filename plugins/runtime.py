@@ -22,9 +22,10 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError
 
-from plugins import discovery, hookspecs
+from plugins import discovery, guard, hookspecs
 from plugins.discovery import Found
 from plugins.manifest import Manifest, effective_settings, settings_problem
+from plugins.models import Generation, PluginState
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +113,6 @@ def current() -> Runtime:
     if runtime is not None and now - _checked_at < settings.PLUGINS_CHECK_SECONDS:
         return runtime
     with _lock:
-        from plugins import guard
-
         runtime = _runtime
         try:
             token = _token()
@@ -139,8 +138,6 @@ def reset() -> None:
 
 
 def _token() -> str:
-    from plugins.models import Generation
-
     return Generation.current()
 
 
@@ -161,8 +158,6 @@ def _local_changed(runtime: Runtime) -> bool:
 
 def build(token: str, reload_local: bool = False) -> Runtime:
     """Discover every plugin, apply the stored states, and register the enabled ones."""
-    from plugins.models import PluginState
-
     found = discovery.discover(reload_local=reload_local)
     states = {s.plugin_id: s for s in PluginState.objects.all()}
     plugins = [_plugin(item, states.get(item.id)) for item in found]
@@ -201,3 +196,11 @@ def _plugin(item: Found, state: Any) -> Plugin:
     elif state is not None:
         plugin.disabled_reason = state.disabled_reason
     return plugin
+
+
+def _switch_off(plugin_id: str, reason: str) -> None:
+    if _runtime is not None:
+        _runtime.drop(plugin_id, reason)
+
+
+guard.on_switch_off = _switch_off

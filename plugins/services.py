@@ -12,6 +12,7 @@ that one line); elsewhere its result is left out and its failure counted.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, NamedTuple
@@ -21,6 +22,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from batchserver.errors import Conflict, DomainError, Invalid, NotFound
+from jobs.services import results
 from plugins import guard, runtime, ui
 from plugins.guard import PluginFailed
 from plugins.manifest import effective_settings, settings_problem
@@ -339,10 +341,6 @@ def batch_records(batch_id: str) -> Iterator[dict[str, Any]]:
     (text or None), ``parsed`` (the batch's parser fields or None), ``error``,
     ``input_tokens``, ``output_tokens``.
     """
-    import json
-
-    from jobs.services import results
-
     batch = results.get_batch(batch_id)
     parser = parser_plan(batch.id, batch.metadata, batch.endpoint)
     for row in results.iter_results(batch.id, statuses=("completed", "failed")):

@@ -23,7 +23,7 @@ import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from plugins import discovery, guard, runtime
+from plugins import discovery, guard, runtime, services
 from plugins.hookspecs import HOOK_TYPE, hookimpl
 
 SHORT_TYPES = {name.removeprefix("batchserver_"): name for name in HOOK_TYPE}
@@ -57,8 +57,6 @@ def make_plugin(
 @contextlib.contextmanager
 def installed(*modules: types.ModuleType, enable: bool = True) -> Iterator[None]:
     """Make ``modules`` found as built-in plugins (and enabled) for the block."""
-    from plugins import services
-
     names = [m.manifest["id"] for m in modules]
     for name, module in zip(names, modules, strict=True):
         discovery.register_builtin(name, module)
@@ -102,8 +100,6 @@ def apply_schema(
 ) -> list[dict[str, Any]]:
     """What the jobs wiring does to a file's lines: each body through the batch's schema plan;
     a line whose hook fails gets ``"error": {"code", "message"}`` instead of a new body."""
-    from plugins import services
-
     plan = services.schema_plan(batch_id, metadata, lines[0]["url"] if lines else "")
     if plan is None:
         return lines
