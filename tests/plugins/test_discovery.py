@@ -192,3 +192,20 @@ def test_the_management_command(db, capsys):
     )
     with pytest.raises(CommandError, match="No such plugin"):
         call_command("plugins", "disable", "nobody")
+
+
+def test_the_tutorial_plugin_of_the_docs_works(db, settings):
+    """The minimal plugin in docs/plugins.md, dropped into the local folder, does what it says."""
+    from pathlib import Path
+
+    docs = (Path(settings.BASE_DIR) / "docs" / "plugins.md").read_text()
+    source = docs.split("`shortness/batchserver_shortness.py`\n\n```python\n", 1)[1].split("```")[0]
+    settings.PLUGINS_DIR.mkdir()
+    (settings.PLUGINS_DIR / "batchserver_shortness.py").write_text(source)
+
+    services.enable("shortness")
+    (score,) = [s for s in services.rate("hello") if s.plugin == "shortness"]
+    assert (score.name, score.value, score.raw, score.scale) == ("short", 1.0, 5, "characters")
+    services.update_settings("shortness", {"limit": 100})
+    (score,) = [s for s in services.rate("x" * 200) if s.plugin == "shortness"]
+    assert score.value == 0.5
