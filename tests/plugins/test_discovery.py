@@ -209,3 +209,21 @@ def test_the_tutorial_plugin_of_the_docs_works(db, settings):
     services.update_settings("shortness", {"limit": 100})
     (score,) = [s for s in services.rate("x" * 200) if s.plugin == "shortness"]
     assert score.value == 0.5
+
+
+def test_stored_settings_that_break_the_schema_are_a_refusal(db):
+    from plugins.models import PluginState
+
+    plugin = testing.make_plugin(
+        "strict",
+        hooks={"rate": lambda answer: []},
+        settings={"type": "object", "properties": {"n": {"type": "integer", "maximum": 3}}},
+    )
+    with testing.installed(plugin):
+        # settings saved before the plugin's schema tightened (written past the service)
+        PluginState.objects.filter(pk="strict").update(settings={"n": 9})
+        services.rescan()
+        found = services.get_plugin("strict")
+        assert found["status"] == "refused" and found["reason_code"] == "invalid_settings"
+        assert "n: 9 is greater than the maximum of 3" == found["reason"]
+        assert services.rate("x") == []
