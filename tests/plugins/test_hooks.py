@@ -205,3 +205,18 @@ def test_tryfirst_and_trylast_come_before_and_after_the_id_order(db):
     plugins = [plugin("a"), plugin("b", trylast=True), plugin("c"), plugin("z", tryfirst=True)]
     with testing.installed(*plugins):
         assert [s.name for s in services.rate("x")] == ["z", "a", "c", "b"]
+
+
+def test_hook_calls_make_no_query(db, settings, django_assert_num_queries):
+    """Within PLUGINS_CHECK_SECONDS a process answers from memory: no query per line or call."""
+    settings.PLUGINS_CHECK_SECONDS = 60
+    upper = testing.make_plugin("upper", hooks={"transform_line": testing.prefix_transform("U:")})
+    with testing.installed(upper):
+        services.schema_plan("warm", {META: "upper"})
+        with django_assert_num_queries(0):
+            assert services.schema_plan("b", {"team": "x"}) is None
+            plan = services.schema_plan("b", {META: "upper"})
+            for i in range(1000):
+                plan.transform(body(), custom_id=f"c{i}", line=i)
+            services.rate("x")
+            services.parse_answer("x")
