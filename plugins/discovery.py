@@ -142,6 +142,8 @@ def load_local(path: Path, name: str, *, package: bool, reload: bool = False) ->
                 path,
                 submodule_search_locations=[str(path.parent)] if package else None,
             )
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot import {path}")
             module = importlib.util.module_from_spec(spec)
             sys.modules[module_name] = module
             spec.loader.exec_module(module)

@@ -129,7 +129,7 @@ def _run(function: Callable[..., Any], args: dict[str, Any], budget: float) -> A
     old_delay, old_interval = _signal.getitimer(_REAL)
     outer_first = 0 < old_delay <= budget  # an outer alarm (django-q2's task timeout) is due first
 
-    outer_fired = []
+    outer_fired: list[bool] = []
 
     def on_alarm(signum: int, frame: Any) -> None:
         if outer_first and callable(old_handler):
