@@ -1,5 +1,6 @@
 # ruff: noqa: F811
-"""Batch Submitter through its form in headless Chromium, on the live gunicorn + qcluster pair.
+"""Plugin pages in headless Chromium on the live gunicorn + qcluster pair: Batch Submitter through
+its form (the issue's end-to-end test), and Candidate Evaluator from its page to the ranking.
 
 The fixtures are those of tests/e2e (imported: same browser, server and rules): Debian's
 Chromium, no request may leave for another host, no script error, no 4xx/5xx, and the
@@ -82,4 +83,40 @@ def test_submit_a_batch_from_the_form(admin_page, live_api_key, watch):
     expect(page).to_have_url(re.compile(r"/batches/batch_\w+$"))
     expect(page.locator("#batch-status")).to_have_text("completed", timeout=LIVE_TIMEOUT_MS)
     expect(page.locator("#batch-counts")).to_have_text("2 total, 2 completed, 0 failed, 0 pending")
+    watch.assert_clean()
+
+
+def test_candidate_evaluator_from_its_page_to_the_ranking(admin_page, live_api_key, watch):
+    page = admin_page
+    services.enable("candidate-evaluator")
+    page.goto("/plugins/candidate-evaluator/evaluate")
+    page.select_option("#id_model", "fake-model")
+    page.fill("#id_job_description", "Backend engineer <Python>")
+    page.set_input_files(
+        "#id_upload",
+        files=[
+            {
+                "name": "people.jsonl",
+                "mimeType": "application/jsonl",
+                "buffer": b'{"name": "Ada <b>", "role": "Engineer", "skills": ["Python"]}\n'
+                b'{"name": "Bob", "role": "Analyst", "skills": "SQL"}\n',
+            }
+        ],
+    )
+    page.get_by_role("button", name="Evaluate").click()
+    expect(page.locator(".plugin-notice-success")).to_contain_text("2 candidates")
+    page.get_by_role("link", name="See the ranking").click()
+    expect(page).to_have_url(re.compile(r"/plugins/candidate-evaluator/evaluate\?batch_id=batch_"))
+    # the fake engine answers with no verdict: both listed, unranked, names escaped as text
+    page.wait_for_timeout(500)
+    for _ in range(40):
+        if "(completed)" in page.locator("#plugin-page h3").first.inner_text():
+            break
+        page.wait_for_timeout(500)
+        page.reload()
+    expect(page.locator("#candidate-ranking tbody tr")).to_have_count(2)
+    expect(page.locator("#candidate-ranking")).to_contain_text("Ada <b>")
+    expect(page.locator("#candidate-ranking")).to_contain_text("no verdict")
+    expect(page.get_by_role("link", name="Download as CSV")).to_be_visible()
+    page.screenshot(path=str(SCREENSHOTS / "plugins-candidates.png"), full_page=True)
     watch.assert_clean()
