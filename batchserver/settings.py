@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "batchserver",
     "models_registry",
     "jobs",
+    "plugins",
 ]
 
 MIDDLEWARE = [
@@ -247,6 +248,18 @@ WEBHOOK_RETRY_JITTER_SECONDS = env.float("WEBHOOK_RETRY_JITTER_SECONDS", default
 # or receivers inside the operator's own network). Metadata, multicast and reserved addresses
 # stay refused.
 WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=False)
+
+# --- Plugins (docs/plugins.md) --------------------------------------------------------------
+# A folder of local plugins (one .py file or package each), besides the installed packages of
+# the ``batchserver.plugins`` entry-point group. With DEBUG, edits to them are reloaded.
+PLUGINS_DIR = Path(env.str("BATCHSERVER_PLUGINS_DIR", default=str(DATA_DIR / "plugins")))
+# Each process re-reads plugin states (enabled, settings) at most this often: the delay before
+# an enable or disable made elsewhere takes effect there. 0: on every call (tests).
+PLUGINS_CHECK_SECONDS = env.float("PLUGINS_CHECK_SECONDS", default=2.0)
+# Time budget of one hook call (a plugin's manifest may set its own ``time_budget_seconds``).
+PLUGINS_CALL_BUDGET_SECONDS = env.float("PLUGINS_CALL_BUDGET_SECONDS", default=2.0)
+# Failures in a row (errors or overruns, in one process) after which a plugin is switched off.
+PLUGINS_MAX_CONSECUTIVE_FAILURES = env.int("PLUGINS_MAX_CONSECUTIVE_FAILURES", default=5)
 
 # --- Engine ----------------------------------------------------------------------------------
 # "vllm" (the real engine, default) or "fake" (deterministic, for orchestration tests only).

@@ -24,6 +24,8 @@ urlpatterns = [
     path("v1/", include("models_registry.api.urls")),
     re_path(r"^v1/(?P<rest>.*)$", api_not_found),
     path("", include("jobs.urls")),  # operator pages, staff-only
+    path("", include("plugins.urls")),  # /plugins and the pages plugins contribute
+    path("api/", include("plugins.api.urls")),  # the plugins' staff API
     # The operator pages' first home, inside the admin: kept as redirects.
     re_path(r"^admin/ops/(?P<rest>.*?)/?$", RedirectView.as_view(url="/%(rest)s", permanent=True)),
     path("admin/", admin.site.urls),

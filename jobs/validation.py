@@ -7,7 +7,7 @@ so the same code serves batch creation and a dry run.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -207,18 +207,3 @@ def _check_model(
         return None
     code, message = problem
     return LineError(code, number, f"Line {number}: {message}", "body.model")
-
-
-def split_results(
-    items: Iterable[ParsedLine | LineError], max_errors: int = 1000
-) -> tuple[list[ParsedLine], list[LineError]]:
-    """Collect valid lines and up to ``max_errors`` errors (for callers that need both)."""
-    valid: list[ParsedLine] = []
-    errors: list[LineError] = []
-    for item in items:
-        if isinstance(item, LineError):
-            if len(errors) < max_errors:
-                errors.append(item)
-        else:
-            valid.append(item)
-    return valid, errors

@@ -16,6 +16,11 @@ def find_active_model(name: str) -> Model | None:
     return Model.objects.active().filter(name=name).first()
 
 
+def list_active_models() -> list[str]:
+    """Names of the models a batch may name now, sorted."""
+    return sorted(Model.objects.active().values_list("name", flat=True))
+
+
 def register_model(name: str, path: str = "", kind: str = Model.Kind.GENERATE, **settings) -> Model:
     """Create or update a registry entry (used by set-up commands and tests)."""
     model, _ = Model.objects.update_or_create(

@@ -15,6 +15,7 @@ from batchserver import correlation
 from batchserver.errors import Conflict, Invalid, NotFound
 from batchserver.models import ApiKey
 from jobs.models import Batch, File, WebhookSubscription
+from plugins.services import check_batch_plugins
 
 _WINDOW = re.compile(r"^(\d+)([mhd])$")
 _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
@@ -68,6 +69,7 @@ def create_batch(
     does it, outside this transaction: it resolves a host name).
     """
     input_file = batch_input_file(owner, input_file_id)
+    check_batch_plugins(metadata)  # a batch that names a plugin this server has not enabled
     seconds = window_seconds(completion_window)
     if seconds is None:
         allowed = ", ".join(repr(w) for w in settings.BATCH_COMPLETION_WINDOWS)

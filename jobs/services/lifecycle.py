@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -17,10 +18,12 @@ from django.utils import timezone
 
 from batchserver import correlation
 from batchserver.db.retry import db_retry
+from batchserver.errors import Invalid
 from jobs.assembly import close_out
 from jobs.models import Batch, BatchChunk, BatchRequest, File
 from jobs.validation import LineError, ParsedLine, check_lines
 from models_registry.services import find_active_model
+from plugins import services as plugin_services
 
 logger = logging.getLogger(__name__)
 S = Batch.Status
@@ -72,58 +75,102 @@ def _check(batch: Batch):
     )
 
 
-def _insert_rows(batch: Batch, items) -> tuple[int, str, list[LineError]]:
+class Row(NamedTuple):
+    """A valid line as it will be stored: its body after the batch's schema plugins, or the
+    error a plugin gave it (that line alone then goes to the error file)."""
+
+    line: int
+    custom_id: str
+    body: dict[str, Any]
+    error: dict[str, str] | None = None
+
+
+@dataclass
+class Inserted:
+    count: int = 0
+    failed: int = 0
+    model: str = ""
+    errors: list[LineError] = field(default_factory=list)
+
+
+def _row(item: ParsedLine, plan: plugin_services.SchemaPlan | None) -> Row:
+    if plan is None:
+        return Row(item.line, item.custom_id, item.body)
+    try:
+        body = plan.transform(item.body, custom_id=item.custom_id, line=item.line)
+    except plugin_services.LineFailed as exc:
+        return Row(item.line, item.custom_id, item.body, exc.as_error())
+    return Row(item.line, item.custom_id, body)
+
+
+def _insert_rows(batch: Batch, items, plan) -> Inserted:
     """Insert one row per valid line; keep scanning (without inserting) once a line is bad."""
-    errors: list[LineError] = []
-    buffer: list[ParsedLine] = []
-    count, first_model = 0, ""
+    done = Inserted()
+    buffer: list[Row] = []
     size = settings.BATCH_CHUNK_SIZE
     write = _copy_rows if connection.vendor == "postgresql" else _create_rows
     for item in items:
         if isinstance(item, LineError):
-            if len(errors) < MAX_REPORTED_ERRORS:
-                errors.append(item)
+            if len(done.errors) < MAX_REPORTED_ERRORS:
+                done.errors.append(item)
             continue
-        if errors:
+        if done.errors:
             continue
-        first_model = first_model or item.body["model"]
-        buffer.append(item)
-        count += 1
+        done.model = done.model or item.body["model"]
+        row = _row(item, plan)
+        done.failed += row.error is not None
+        buffer.append(row)
+        done.count += 1
         if len(buffer) >= INSERT_BATCH:
-            write(batch, buffer, count - len(buffer), size)
+            write(batch, buffer, done.count - len(buffer), size)
             buffer.clear()
-    if buffer and not errors:
-        write(batch, buffer, count - len(buffer), size)
-    return count, first_model, errors
+    if buffer and not done.errors:
+        write(batch, buffer, done.count - len(buffer), size)
+    return done
 
 
 _COPY_COLUMNS = (
-    "batch_id, line, custom_id, chunk, body, status, public_id, request_id, response_body, "
-    "input_tokens, output_tokens"
+    "batch_id, line, custom_id, chunk, body, status, error, public_id, request_id, "
+    "response_body, input_tokens, output_tokens"
 )
 
 
-def _copy_rows(batch: Batch, lines: list[ParsedLine], first: int, size: int) -> None:
+def _copy_rows(batch: Batch, rows: list[Row], first: int, size: int) -> None:
     """PostgreSQL: COPY the rows in, with no per-row model instance or parameter quoting."""
-    unanswered = (BatchRequest.Status.PENDING, "", "", "", 0, 0)  # status … output_tokens
+    unanswered = ("", "", "", 0, 0)  # public_id … output_tokens
+    pending, failed = BatchRequest.Status.PENDING, BatchRequest.Status.FAILED
     table = BatchRequest._meta.db_table
     with connection.cursor() as cursor:
         with cursor.copy(f"COPY {table} ({_COPY_COLUMNS}) FROM STDIN") as copy:
-            for n, item in enumerate(lines, start=first):
-                body = json.dumps(item.body, ensure_ascii=False)
-                copy.write_row((batch.pk, item.line, item.custom_id, n // size, body, *unanswered))
+            for n, row in enumerate(rows, start=first):
+                body = json.dumps(row.body, ensure_ascii=False)
+                status, error = (pending, None) if row.error is None else (failed, row.error)
+                copy.write_row(
+                    (
+                        batch.pk,
+                        row.line,
+                        row.custom_id,
+                        n // size,
+                        body,
+                        status,
+                        None if error is None else json.dumps(error),
+                        *unanswered,
+                    )
+                )
 
 
-def _create_rows(batch: Batch, lines: list[ParsedLine], first: int, size: int) -> None:
+def _create_rows(batch: Batch, rows: list[Row], first: int, size: int) -> None:
     BatchRequest.objects.bulk_create(
         BatchRequest(
             batch=batch,
-            line=item.line,
-            custom_id=item.custom_id,
+            line=row.line,
+            custom_id=row.custom_id,
             chunk=n // size,
-            body=json.dumps(item.body, ensure_ascii=False),
+            body=json.dumps(row.body, ensure_ascii=False),
+            status=BatchRequest.Status.PENDING if row.error is None else BatchRequest.Status.FAILED,
+            error=row.error,
         )
-        for n, item in enumerate(lines, start=first)
+        for n, row in enumerate(rows, start=first)
     )
 
 
@@ -134,20 +181,32 @@ def validate_and_split(batch: Batch) -> None:
     errors: list[LineError] = []
     try:
         with transaction.atomic():
+            plan = plugin_services.schema_plan(batch.id, batch.metadata, batch.endpoint)
             handle, items = _check(batch)
             with handle:
-                count, model, errors = _insert_rows(batch, items)
+                done = _insert_rows(batch, items, plan)
+            if plan is not None:
+                plan.close()
+            errors = done.errors
             if errors:
                 raise _Abort
             size = settings.BATCH_CHUNK_SIZE
             BatchChunk.objects.bulk_create(
-                BatchChunk(batch=batch, index=i, size=min(size, count - i * size))
-                for i in range(math.ceil(count / size))
+                BatchChunk(batch=batch, index=i, size=min(size, done.count - i * size))
+                for i in range(math.ceil(done.count / size))
             )
-            if not batch.transition(S.IN_PROGRESS, request_total=count, model=model):
+            moved = batch.transition(
+                S.IN_PROGRESS,
+                request_total=done.count,
+                request_failed=done.failed,
+                model=done.model,
+            )
+            if not moved:
                 raise _Abort
     except _Abort:
         pass
+    except Invalid as exc:  # the batch names a schema plugin that is not enabled
+        errors = [LineError(exc.code, None, exc.message, exc.param)]
     except IntegrityError:
         logger.info("batch %s is being validated by another delivery", batch.id)
         return
