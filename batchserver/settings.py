@@ -196,7 +196,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "APPEND_COMPONENTS": {
-        "securitySchemes": {"ApiKey": {"type": "http", "scheme": "bearer"}},
+        "securitySchemes": {
+            "ApiKey": {"type": "http", "scheme": "bearer"},
+            # Staff endpoints: the admin's session cookie (log in at /admin/), plus the
+            # X-CSRFToken header on unsafe methods.
+            "AdminSession": {"type": "apiKey", "in": "cookie", "name": "sessionid"},
+        },
     },
     "SECURITY": [{"ApiKey": []}],
     # The bearer scheme above documents ApiKeyAuthentication; without this spectacular would

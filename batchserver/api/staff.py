@@ -8,6 +8,7 @@ Errors still come in OpenAI's envelope (``batchserver.api.errors``).
 
 from __future__ import annotations
 
+from drf_spectacular.openapi import AutoSchema
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAdminUser
 from rest_framework.views import APIView
@@ -21,9 +22,17 @@ class StaffSessionAuthentication(SessionAuthentication):
         return 'Session realm="admin"'
 
 
+class StaffSchema(AutoSchema):
+    """Staff endpoints are documented under the admin session, not the API key."""
+
+    def get_auth(self) -> list[dict[str, list[str]]]:
+        return [{"AdminSession": []}]
+
+
 class StaffAPIView(APIView):
     """Base of every staff endpoint: session + CSRF + ``is_staff``, no key, no throttle."""
 
+    schema = StaffSchema()
     authentication_classes = [StaffSessionAuthentication]
     permission_classes = [IsAdminUser]
     throttle_classes: list = []
