@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "batchserver",
     "models_registry",
     "jobs",
+    "benchmarks",
 ]
 
 MIDDLEWARE = [
