@@ -1,4 +1,4 @@
-"""The staff API (/v1/benchmarks…, /admin/benchmarks/…): staff sessions only, errors in the envelope."""
+"""The staff API (/v1/benchmarks…, /admin/benchmarks/…): staff sessions only, OpenAI errors."""
 
 from __future__ import annotations
 
