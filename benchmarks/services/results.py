@@ -58,6 +58,7 @@ class _Totals:
         self.latencies: list[float] = []
         self.repetitions: list[dict[str, Any]] = []
         self.errors: list[str] = []
+        self.row_errors: list[str] = []
 
 
 def _add_batch(totals: _Totals, slot: RunBatch, samples: list[Sample], items, context) -> None:
@@ -92,6 +93,8 @@ def _add_batch(totals: _Totals, slot: RunBatch, samples: list[Sample], items, co
         answer = answer_text(row.response_body) if row.status == "completed" else None
         if row.status == "completed" and row.latency_ms is not None:
             totals.latencies.append(row.latency_ms)
+        elif row.status != "completed" and len(totals.row_errors) < 3:
+            totals.row_errors.append(row_error(row))
         samples.append(
             Sample(
                 item=item,
@@ -142,6 +145,8 @@ def compute_result(result: ModelResult) -> ModelResult:
     result.latency_p95_ms = figures.percentile(totals.latencies, 95)
     result.quality = _quality(samples, run.scorers)
     result.repetition_figures = totals.repetitions
+    if not totals.errors and totals.requests and not totals.completed:
+        totals.errors = totals.row_errors  # every request failed: say why, from the rows
     result.error = "; ".join(dict.fromkeys(totals.errors))[:2000]
     skipped = run.batches.filter(model=result.model, skipped=True).exists()
     incomplete = skipped or any(r["status"] != "completed" for r in totals.repetitions)

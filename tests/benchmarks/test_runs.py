@@ -219,3 +219,17 @@ def test_changing_a_price_reprices_stored_results(small_dataset, two_models, run
     before = run.results.get().gpu_cost
     services.set_gpu_price("cpu-2", "2")
     assert run.results.get().gpu_cost == pytest.approx(2 * before)
+
+
+def test_a_model_whose_every_request_fails_shows_why(two_models, run_inline):
+    import io
+    import json
+
+    line = {"messages": [{"role": "user", "content": "always [[fail]]"}], "reference": "x"}
+    dataset = services.create_dataset_from_upload(
+        "all-fail", io.BytesIO((json.dumps(line) + "\n").encode())
+    )
+    run = run_inline(dataset, ["fake-a"])
+    result = run.results.get()
+    assert result.status == "failed" and "[[fail]]" in result.error
+    assert run.status == "failed"
