@@ -1,12 +1,13 @@
 """A benchmark run's throughput against engine_efficiency.py's server figure, same prompts.
 
-For each run: a fresh worker (vLLM) takes engine_efficiency.py's two server batches (cold:
-the model load is inside its time; warm: the engine is loaded), then another fresh worker runs
-``manage.py run_benchmark`` on the same prompts with two repetitions (the first cold, the
-second warm). Prints output tokens/s of each and the ratios; the issue requires the benchmark's
-figure within 5 % of the server's. Usage:
+One worker (vLLM) loads the model with a first batch (not counted); then, alternating on that
+warm engine, engine_efficiency.py's server batch (upload, create, poll until completed, through
+the SDK) and ``manage.py run_benchmark`` on the same prompts (one repetition), ``--runs``
+times, so both meet the same machine. With ``--cold``, each side also runs once per round on a
+freshly started worker (the model load inside its time). Prints output tokens/s and the
+ratios; the issue requires the benchmark's figure within 5 % of the server's. Usage:
 
-    .venv/bin/python bench/benchmark_vs_server.py [--requests 256] [--runs 2] [--max-tokens 64]
+    .venv/bin/python bench/benchmark_vs_server.py [--requests 256] [--runs 3] [--cold]
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ def dataset_file(lines: list[dict], folder: Path) -> Path:
     return path
 
 
-def benchmark(env: dict[str, str], dataset: Path, max_tokens: int) -> list[float]:
-    """Output tok/s of repetition 1 (cold) and 2 (warm) of one benchmark run."""
+def benchmark(env: dict[str, str], dataset: Path, max_tokens: int) -> float:
+    """Output tok/s of a one-repetition benchmark run of the model on the dataset's prompts."""
     out = _cluster.manage(
         "run_benchmark",
         "--dataset",
@@ -53,23 +54,58 @@ def benchmark(env: dict[str, str], dataset: Path, max_tokens: int) -> list[float
         str(max_tokens),
         "--temperature",
         "0",
-        "--repetitions",
-        "2",
         "--scorer",
         "contains",
         env=env,
     )
     print(out, flush=True)
-    found = {int(m.group(1)): float(m.group(4)) for m in REPETITION.finditer(out)}
-    return [found[1], found[2]]
+    return float(REPETITION.search(out).group(4))
+
+
+def warm_rounds(env, client, lines, dataset, args, figures, log_dir) -> None:
+    worker = _cluster.start_worker(env, log_dir, name="worker-warm")
+    try:
+        server_batch(client, lines)  # loads the model: not counted
+        for run in range(1, args.runs + 1):
+            seconds, tokens = server_batch(client, lines)
+            figures["server warm"].append(tokens / seconds)
+            figures["bench warm"].append(benchmark(env, dataset, args.max_tokens))
+            print(
+                f"run {run}: warm: server {figures['server warm'][-1]:7.1f} tok/s, "
+                f"benchmark {figures['bench warm'][-1]:7.1f} tok/s",
+                flush=True,
+            )
+    finally:
+        worker.stop()
+
+
+def cold_rounds(env, client, lines, dataset, args, figures, log_dir) -> None:
+    for run in range(1, args.runs + 1):
+        worker = _cluster.start_worker(env, log_dir, name=f"worker-cold-server-{run}")
+        try:
+            seconds, tokens = server_batch(client, lines)
+            figures["server cold"].append(tokens / seconds)
+        finally:
+            worker.stop()
+        worker = _cluster.start_worker(env, log_dir, name=f"worker-cold-bench-{run}")
+        try:
+            figures["bench cold"].append(benchmark(env, dataset, args.max_tokens))
+        finally:
+            worker.stop()
+        print(
+            f"run {run}: cold: server {figures['server cold'][-1]:7.1f} tok/s, "
+            f"benchmark {figures['bench cold'][-1]:7.1f} tok/s",
+            flush=True,
+        )
 
 
 def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=256)
-    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--cold", action="store_true", help="also compare cold workers")
     args = parser.parse_args()
     lines = requests(args.requests, args.max_tokens)
     env = _cluster.bench_env(BATCHSERVER_ENGINE="vllm", BATCH_CHUNK_SIZE=str(args.requests))
@@ -81,29 +117,15 @@ def main() -> None:
     web, url = _cluster.start_web(env, log_dir)
     client = OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
     figures: dict[str, list[float]] = {
-        "server cold": [],
         "server warm": [],
-        "bench cold": [],
         "bench warm": [],
+        "server cold": [],
+        "bench cold": [],
     }
     try:
-        for run in range(1, args.runs + 1):
-            worker = _cluster.start_worker(env, log_dir, name=f"worker-server-{run}")
-            try:
-                for label in ("server cold", "server warm"):
-                    seconds, tokens = server_batch(client, lines)
-                    figures[label].append(tokens / seconds)
-                    print(f"run {run}: {label} {tokens / seconds:7.1f} tok/s", flush=True)
-            finally:
-                worker.stop()
-            worker = _cluster.start_worker(env, log_dir, name=f"worker-bench-{run}")
-            try:
-                cold, warm = benchmark(env, dataset, args.max_tokens)
-            finally:
-                worker.stop()
-            figures["bench cold"].append(cold)
-            figures["bench warm"].append(warm)
-            print(f"run {run}: bench cold {cold:7.1f} tok/s, warm {warm:7.1f} tok/s", flush=True)
+        warm_rounds(env, client, lines, dataset, args, figures, log_dir)
+        if args.cold:
+            cold_rounds(env, client, lines, dataset, args, figures, log_dir)
     finally:
         web.stop()
     print(
@@ -111,14 +133,17 @@ def main() -> None:
         "output tokens/s, median (min, max)"
     )
     for label, values in figures.items():
-        print(
-            f"  {label:12s} {statistics.median(values):7.1f} ({min(values):.1f}, {max(values):.1f})"
-        )
-    for kind in ("cold", "warm"):
-        ratio = statistics.median(figures[f"bench {kind}"]) / statistics.median(
-            figures[f"server {kind}"]
-        )
-        print(f"  ratio benchmark / server, {kind}: {ratio:.3f}")
+        if values:
+            print(
+                f"  {label:12s} {statistics.median(values):7.1f} "
+                f"({min(values):.1f}, {max(values):.1f})"
+            )
+    for kind in ("warm", "cold"):
+        if figures[f"bench {kind}"]:
+            ratio = statistics.median(figures[f"bench {kind}"]) / statistics.median(
+                figures[f"server {kind}"]
+            )
+            print(f"  ratio benchmark / server, {kind}: {ratio:.3f}")
 
 
 if __name__ == "__main__":
