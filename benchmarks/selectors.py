@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Prefetch
 from django.utils import timezone
 
+from batchserver.errors import NotFound
 from benchmarks import scorers as scoring
 from benchmarks.models import Dataset, DatasetItem, ModelResult, Run, Sample
 from jobs.services.results import get_batch
@@ -63,9 +63,13 @@ def progress(run: Run, now: datetime | None = None) -> Progress:
             "total": 0 if slot.skipped else size,
         }
         if slot.batch_id and not slot.batch_status:
-            batch = get_batch(slot.batch_id)
-            entry["status"] = batch.status
-            entry["done"] = batch.request_completed + batch.request_failed
+            try:
+                batch = get_batch(slot.batch_id)
+            except NotFound:
+                entry["status"] = "deleted"
+            else:
+                entry["status"] = batch.status
+                entry["done"] = batch.request_completed + batch.request_failed
         elif slot.batch_status:
             entry["done"] = size
         found.batches.append(entry)
@@ -260,7 +264,3 @@ def _cell(column: Column, sample: Sample | None) -> dict[str, Any]:
 def scorer_labels(names: list[str]) -> dict[str, str]:
     known = scoring.all_scorers()
     return {n: known[n].label if n in known else n for n in names}
-
-
-def recent_runs_with_results() -> Prefetch:
-    return Prefetch("results", queryset=ModelResult.objects.order_by("position"))

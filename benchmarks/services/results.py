@@ -12,6 +12,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from batchserver.errors import NotFound
 from benchmarks import figures
 from benchmarks import scorers as scoring
 from benchmarks.models import ModelResult, RunBatch, Sample
@@ -62,7 +63,11 @@ class _Totals:
 
 
 def _add_batch(totals: _Totals, slot: RunBatch, samples: list[Sample], items, context) -> None:
-    batch = get_batch(slot.batch_id)
+    try:
+        batch = get_batch(slot.batch_id)
+    except NotFound:
+        totals.errors.append(f"batch {slot.batch_id} was deleted")
+        return
     seconds = wall_seconds(batch)
     totals.requests += batch.request_total
     totals.completed += batch.request_completed

@@ -205,7 +205,10 @@ def _start_batch(run: Run, slot: RunBatch) -> None:
 def _settle_started(run: Run) -> bool:
     """Record the end of started batches; False while one still runs."""
     for slot in run.batches.exclude(batch_id="").filter(batch_status=""):
-        status = get_batch(slot.batch_id).status
+        try:
+            status = get_batch(slot.batch_id).status
+        except NotFound:  # deleted under the run (admin): nothing more will come of it
+            status = "failed"
         if status not in TERMINAL:
             return False
         slot.batch_status = status

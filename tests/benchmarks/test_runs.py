@@ -233,3 +233,15 @@ def test_a_model_whose_every_request_fails_shows_why(two_models, run_inline):
     result = run.results.get()
     assert result.status == "failed" and "[[fail]]" in result.error
     assert run.status == "failed"
+
+
+def test_a_batch_deleted_under_a_run_ends_its_model_with_a_message(small_dataset, two_models):
+    from jobs.services.results import get_batch as fetch
+
+    run = services.start_run(small_dataset, ["fake-a"])
+    services.advance_run(run.pk)
+    fetch(run.batches.get().batch_id).delete()  # an operator deleted it in the admin
+    services.advance_run(run.pk)
+    run.refresh_from_db()
+    result = run.results.get()
+    assert run.status == "failed" and "was deleted" in result.error
