@@ -177,3 +177,25 @@ def test_prices_are_set_on_the_page_and_a_bad_one_gets_a_message(staff_client):
 def test_the_console_navigation_reaches_both_pages(staff_client):
     hub = staff_client.get("/model-comparison").content.decode()
     assert 'href="/benchmark-runner"' in hub and 'aria-current="page"' in hub
+
+
+def test_the_admin_lists_datasets_runs_and_prices(
+    staff_client, two_models, django_capture_on_commit_callbacks
+):
+    staff_client.get("/benchmark-runner")
+    start(staff_client, django_capture_on_commit_callbacks)
+    run = Run.objects.get()
+    for url in (
+        "/admin/benchmarks/",
+        "/admin/benchmarks/run/",
+        f"/admin/benchmarks/run/{run.pk}/change/",
+        "/admin/benchmarks/dataset/",
+        "/admin/benchmarks/gpuprice/add/",
+    ):
+        assert staff_client.get(url).status_code == 200, url
+    # a price that is not a number, in the admin's own form
+    response = post(
+        staff_client, "/admin/benchmarks/gpuprice/add/", {"kind": "L4", "hourly_price": "cheap"}
+    )
+    assert response.status_code == 200 and "Enter a number." in response.content.decode()
+    assert not GpuPrice.objects.exists()
