@@ -128,6 +128,13 @@ def start_run(
         cloud_price=prices.get_cloud_price(cloud_price),
         created_by=created_by,
     )
+    _plan(run, names, repetitions)
+    enqueue_advance(run.pk)
+    return run
+
+
+def _plan(run: Run, names: list[str], repetitions: int) -> None:
+    """One batch per model and repetition, model by model; one result row per model."""
     plan = [(m, r) for m in names for r in range(1, repetitions + 1)]
     RunBatch.objects.bulk_create(
         RunBatch(run=run, position=i, model=m, repetition=r) for i, (m, r) in enumerate(plan)
@@ -135,8 +142,6 @@ def start_run(
     ModelResult.objects.bulk_create(
         ModelResult(run=run, position=i, model=m) for i, m in enumerate(names)
     )
-    enqueue_advance(run.pk)
-    return run
 
 
 def get_run(run_id: Any) -> Run:
