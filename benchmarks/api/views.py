@@ -257,3 +257,17 @@ def parse_ids(text: str) -> list[int]:
         return [int(x) for x in str(text).replace(" ", "").split(",") if x]
     except ValueError:
         raise Invalid("runs must be run ids separated by commas.", param="runs") from None
+
+
+class AdminStatusView(RunDetailView):
+    @extend_schema(operation_id="adminBenchmarkStatus", responses=OpenApiTypes.OBJECT)
+    def get(self, request, run_id: int):
+        """``GET /admin/benchmarks/status/{id}``: as ``GET /v1/benchmarks/runs/{id}``."""
+        return super().get(request, run_id)
+
+
+class AdminCancelView(RunCancelView):
+    @extend_schema(operation_id="adminBenchmarkCancel", request=None, responses=OpenApiTypes.OBJECT)
+    def post(self, request, run_id: int):
+        """``POST /admin/benchmarks/cancel/{id}``: as ``POST /v1/benchmarks/runs/{id}/cancel``."""
+        return super().post(request, run_id)
