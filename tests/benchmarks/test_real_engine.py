@@ -31,7 +31,7 @@ def _stop_engine_after_module():
 
 
 def test_two_variants_of_the_default_model_are_benchmarked_side_by_side(
-    settings, smollm2_folder, django_capture_on_commit_callbacks
+    db, settings, smollm2_folder, django_capture_on_commit_callbacks
 ):
     # given the default model's weights registered as two variants, and the capitals dataset
     settings.BATCHSERVER_ENGINE = "vllm"
