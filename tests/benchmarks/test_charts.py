@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from batchserver import charts
 
@@ -29,7 +29,7 @@ def test_a_chart_with_nothing_to_draw_says_so():
 
 
 def test_one_line_per_series_over_time():
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     svg = charts.multi_line_chart(
         {"m1": [(start, 10.0), (start + timedelta(hours=1), 20.0)], "m2": [(start, 5.0)]},
         title="tok/s",
