@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "models_registry",
     "jobs",
     "plugins",
+    "benchmarks",
 ]
 
 MIDDLEWARE = [

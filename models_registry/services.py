@@ -16,9 +16,12 @@ def find_active_model(name: str) -> Model | None:
     return Model.objects.active().filter(name=name).first()
 
 
-def list_active_models() -> list[str]:
-    """Names of the models a batch may name now, sorted."""
-    return sorted(Model.objects.active().values_list("name", flat=True))
+def list_active_models(kind: str | None = None) -> list[str]:
+    """Names of the models a batch may name now (of one ``kind``, when given), sorted."""
+    models = Model.objects.active()
+    if kind is not None:
+        models = models.filter(kind=kind)
+    return sorted(models.values_list("name", flat=True))
 
 
 def register_model(name: str, path: str = "", kind: str = Model.Kind.GENERATE, **settings) -> Model:

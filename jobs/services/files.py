@@ -6,11 +6,13 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import IO
 
 from django.core.files import File as DjangoFile
 from django.db import transaction
 from django.utils import timezone
 
+from batchserver.errors import NotFound
 from batchserver.models import ApiKey
 from jobs.models import File
 
@@ -48,6 +50,27 @@ def create_file(
         file.content.delete(save=False)
         raise
     return file
+
+
+def get_file(file_id: str, owner: ApiKey | None = None) -> File:
+    """The file ``file_id`` (only if ``owner`` owns it, when given); ``NotFound`` otherwise."""
+    files = File.objects.all() if owner is None else File.objects.owned_by(owner)
+    try:
+        return files.get(pk=file_id)
+    except File.DoesNotExist:
+        raise NotFound("file", file_id, param="file_id") from None
+
+
+def open_file(file_id: str, owner: ApiKey | None = None, *, param: str = "file_id") -> IO[bytes]:
+    """The stored bytes of a file, opened for reading (other apps read uploads through this).
+
+    ``NotFound`` when there is no such file for ``owner``, or its content is gone.
+    """
+    file = get_file(file_id, owner)
+    try:
+        return file.content.open("rb")
+    except FileNotFoundError:
+        raise NotFound("file content", file_id, param=param) from None
 
 
 def delete_file(file: File) -> None:

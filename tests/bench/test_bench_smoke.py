@@ -107,3 +107,18 @@ def test_api_latency_smoke(tmp_path):
         timeout=120,
     )
     assert "goal p99 <= 100 ms" in out
+
+
+@pytest.mark.engine
+def test_benchmark_vs_server_smoke(tmp_path):
+    out = run_script(
+        "benchmark_vs_server.py",
+        "--requests",
+        "4",
+        "--runs",
+        "1",
+        "--max-tokens",
+        "8",
+        tmp_path=tmp_path,
+    )
+    assert "ratio benchmark / server, warm" in out
