@@ -53,3 +53,10 @@ class TooLarge(DomainError):
 
     status = 413
     default_code = "too_large"
+
+
+class Unavailable(DomainError):
+    """A service the request needs (the file store) is down for now: try again later."""
+
+    status = 503
+    default_code = "service_unavailable"

@@ -272,6 +272,16 @@ PLUGINS_MAX_CONSECUTIVE_FAILURES = env.int("PLUGINS_MAX_CONSECUTIVE_FAILURES", d
 BATCHSERVER_ENGINE = env.str("BATCHSERVER_ENGINE", default="vllm")
 MODELS_DIR = Path(env.str("BATCHSERVER_MODELS_DIR", default=str(DATA_DIR / "models")))
 
+# --- Warm start (issue #16) ------------------------------------------------------------------
+# What a freshly spawned worker loads before work arrives: "auto" (the model of the first
+# waiting chunk, else the one this host served last, else the newest batch's, else
+# WORKER_DEFAULT_MODEL, the built-in model unless set, "" for none), a model name, or "off"
+# (every model loads on first use).
+WORKER_WARM_MODEL = env.str("WORKER_WARM_MODEL", default="auto")
+WORKER_DEFAULT_MODEL = env.str(
+    "WORKER_DEFAULT_MODEL", default="HuggingFaceTB/SmolLM2-135M-Instruct"
+)
+
 # --- Worker (django-q2) ----------------------------------------------------------------------
 # One worker process per GPU: it owns the engine host, so it must not be daemonic (a daemonic
 # process may not have children). Tasks are short slices, so ``timeout`` bounds a hung slice
@@ -295,6 +305,40 @@ Q_CLUSTER = {
 if env.str("REDIS_URL", default=""):
     Q_CLUSTER.pop("orm")
     Q_CLUSTER["redis"] = env.str("REDIS_URL")
+
+# --- File storage (issue #16) ----------------------------------------------------------------
+# "local" (default): files under BATCHSERVER_DATA_DIR/files. "s3": any S3-compatible object
+# store (AWS S3, MinIO, Ceph, R2…) through django-storages, shared by every host; see
+# batchserver/storage.py for the rules (streamed reads, bounded multipart writes, nothing
+# published half-written) and docs/deployment.md for the variables.
+STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="local")
+# Downloads: streamed through the web process, or (1) a redirect to a presigned URL of the
+# object store, valid this many seconds (object storage only).
+FILE_DOWNLOAD_REDIRECT = env.bool("FILE_DOWNLOAD_REDIRECT", default=False)
+FILE_DOWNLOAD_URL_SECONDS = env.int("FILE_DOWNLOAD_URL_SECONDS", default=300)
+# Multipart uploads: part size (at least 5 MiB, the S3 minimum) and parts in flight at once,
+# so memory stays at about their product whatever the file's size; attempts per request.
+S3_MULTIPART_CHUNK_BYTES = env.int("S3_MULTIPART_CHUNK_BYTES", default=8 * 1024 * 1024)
+S3_MAX_CONCURRENCY = env.int("S3_MAX_CONCURRENCY", default=4)
+S3_MAX_ATTEMPTS = env.int("S3_MAX_ATTEMPTS", default=3)
+if STORAGE_BACKEND == "s3":
+    STORAGES["default"] = {
+        "BACKEND": "batchserver.object_storage.ObjectStorage",
+        "OPTIONS": {
+            "bucket_name": env.str("AWS_STORAGE_BUCKET_NAME"),
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+            "addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default="") or None,
+            "signature_version": env.str("AWS_S3_SIGNATURE_VERSION", default="s3v4"),
+            "location": env.str("AWS_LOCATION", default="batchserver"),
+            "default_acl": None,  # private objects
+            "querystring_auth": True,  # never a public URL
+            "querystring_expire": FILE_DOWNLOAD_URL_SECONDS,
+            "file_overwrite": True,  # keys hold unique file ids: no existence check per save
+        },
+    }
+elif STORAGE_BACKEND != "local":
+    raise ImproperlyConfigured(f"STORAGE_BACKEND={STORAGE_BACKEND!r}: use local or s3")
 
 # Structured logs: "json" (one object per line, the default unless DEBUG) or "plain"; every
 # record carries the correlation id of its API request or batch (see docs/operations.md).

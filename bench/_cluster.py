@@ -177,6 +177,7 @@ def fake_env(**overrides: str) -> dict[str, str]:
         BATCHSERVER_ENGINE="fake",
         DEBUG="0",
         SECURE_SSL_REDIRECT="0",
+        WORKER_DEFAULT_MODEL="",  # no warm start of the built-in model (nothing to warm here)
         **overrides,
     )
 

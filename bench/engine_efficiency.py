@@ -2,7 +2,11 @@
 
 (a) ``python -m vllm.entrypoints.openai.run_batch`` on a JSONL file: one process, load + run.
 (b) this server end to end: upload with the openai SDK, create the batch, poll until completed,
-    with a worker started cold for each run (so both sides include loading the model).
+    with a worker started for each run and the batch sent at once (its warm start and the
+    batch race: both sides include loading the model);
+(c) a second batch on the same worker (engine loaded);
+(d) a freshly started worker whose warm start has loaded the model before the batch is sent
+    (``--no-fresh-ready`` skips it).
 Prints output tokens/s of each, their ratio, and the server's warm figure (second batch on a
 worker whose engine is already loaded). Usage:
 
@@ -142,6 +146,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=256)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument(
+        "--fresh-ready",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also (d): a fresh worker, the batch sent once its warm start loaded the model",
+    )
     args = parser.parse_args()
     lines = requests(args.requests, args.max_tokens)
 
@@ -154,7 +164,7 @@ def main() -> None:
     log_dir = Path(tempfile.mkdtemp(prefix="bench-engine-"))
     web, url = _cluster.start_web(env, log_dir)
     client = OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
-    direct, cold, warm = [], [], []
+    direct, cold, warm, ready = [], [], [], []
     try:
         for run in range(1, args.runs + 1):
             seconds, tokens = run_batch_direct(lines, model_path)
@@ -176,12 +186,40 @@ def main() -> None:
                     )
             finally:
                 worker.stop()
+            if args.fresh_ready:
+                fresh_ready(env, log_dir, client, lines, run, ready)
     finally:
         web.stop()
-    report(args, direct, cold, warm)
+    report(args, direct, cold, warm, ready)
 
 
-def report(args, direct: list[float], cold: list[float], warm: list[float]) -> None:
+def fresh_ready(env, log_dir: Path, client: OpenAI, lines: list[dict], run: int, sink) -> None:
+    """(d) A freshly started worker whose warm start has loaded the model before the batch."""
+    name = f"worker-ready-{run}"
+    worker = _cluster.start_worker(env, log_dir, name)
+    try:
+        deadline = time.monotonic() + 1800
+        while (
+            b"engine: " + MODEL.encode() + b" loaded in"
+            not in (log_dir / f"{name}.log").read_bytes()
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no warm start within 30 minutes; see {log_dir / name}.log")
+            time.sleep(0.5)
+        seconds, tokens = server_batch(client, lines)
+        sink.append(tokens / seconds)
+        print(
+            f"run {run}: server fresh, engine ready {seconds:6.1f} s {tokens:6d} tokens "
+            f"{tokens / seconds:7.1f} tok/s",
+            flush=True,
+        )
+    finally:
+        worker.stop()
+
+
+def report(
+    args, direct: list[float], cold: list[float], warm: list[float], ready: list[float]
+) -> None:
     def fmt(values: list[float]) -> str:
         low, high = min(values), max(values)
         return f"median {statistics.median(values):7.1f} (min {low:.1f}, max {high:.1f})"
@@ -197,6 +235,10 @@ def report(args, direct: list[float], cold: list[float], warm: list[float]) -> N
     print(f"  server end to end, warm engine:   {fmt(warm)}")
     print(f"  ratio server cold / run_batch:    {ratio_cold:.3f}")
     print(f"  ratio server warm / run_batch:    {ratio_warm:.3f}")
+    if ready:
+        print(f"  server, fresh worker, warm-started: {fmt(ready)}")
+        ratio_ready = statistics.median(ready) / statistics.median(direct)
+        print(f"  ratio fresh warm-started / run_batch: {ratio_ready:.3f}")
 
 
 if __name__ == "__main__":

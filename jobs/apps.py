@@ -8,8 +8,10 @@ class JobsConfig(AppConfig):
     verbose_name = "Batch jobs"
 
     def ready(self) -> None:
+        from django_q.signals import post_spawn
+
         from jobs import metrics, runner, signals, webhooks
-        from jobs.worker import kinds
+        from jobs.worker import kinds, warm
 
         # Batch chunks: the first kind of GPU work the worker runtime runs.
         kinds.register(runner.BatchChunkWork())
@@ -19,5 +21,7 @@ class JobsConfig(AppConfig):
         signals.batch_chunk_committed.connect(
             webhooks.on_chunk_committed, dispatch_uid="jobs.webhooks.progress"
         )
+        # A django-q2 worker process prepares its engine as soon as it is spawned.
+        post_spawn.connect(warm.warm_start, dispatch_uid="jobs.worker.warm")
         # batch_* series computed from the database at scrape time, served by /metrics.
         metrics.register()

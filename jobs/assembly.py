@@ -1,7 +1,8 @@
 """Output and error JSONL, assembled from the request rows when a batch ends.
 
-Files are written under a temporary name, flushed to disk and only then moved into place and
-registered, so no reader ever sees a partial output file. Output file ids derive from the batch
+Files are written under a temporary name, flushed to disk and only then published (moved into
+place, or uploaded whole to an object store: ``batchserver.storage.publish``) and registered, so
+no reader ever sees a partial output file. Output file ids derive from the batch
 id, so a re-run after a crash overwrites its own half-finished attempt instead of leaking one.
 """
 
@@ -17,10 +18,10 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.files import File as DjangoFile
 from django.db import transaction
 from django.db.models import Count, Q, Sum
 
+from batchserver.storage import discard, publish
 from jobs.models import Batch, BatchRequest, File
 
 R = BatchRequest.Status
@@ -32,6 +33,8 @@ _ERROR_MESSAGES = {
     R.CANCELLED: ("batch_cancelled", "This request was not executed: the batch was cancelled."),
 }
 
+
+WRITE_LINES = 2000
 
 OUTPUT_FIELDS = (
     "id",
@@ -99,20 +102,13 @@ def _publish(batch: Batch, kind: str, tmp_path: str, lines: int) -> File:
     if seconds:
         file.expires_at = file.created_at + timedelta(seconds=seconds)
     storage = file.content.storage
-    name = f"files/{file_id}/{file.filename}"
-    if hasattr(storage, "path"):
-        target = storage.path(name)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        os.replace(tmp_path, target)
-        file.content.name = name
-    else:
-        with open(tmp_path, "rb") as handle:
-            file.content.name = storage.save(name, DjangoFile(handle))
-        os.unlink(tmp_path)
+    # On disk: moved into place. On an object store: one upload to the final key, which the
+    # store shows only once complete. The row that makes it visible to clients comes after.
+    file.content.name = publish(storage, tmp_path, f"files/{file_id}/{file.filename}")
     try:
         file.save(force_insert=True)
     except BaseException:
-        storage.delete(file.content.name)  # nothing in storage that no row points to
+        discard(storage, file.content.name)  # nothing in storage that no row points to
         raise
     return file
 
@@ -132,11 +128,19 @@ def assemble_files(batch: Batch) -> dict[str, File | None]:
         for kind in ("output", "error")
     }
     counts = {"output": 0, "error": 0}
+    pending: dict[str, list[str]] = {"output": [], "error": []}
     try:
+        # Lines are written a few thousand at a time: one write per line through the
+        # temporary file's wrapper was a tenth of the assembly's time.
         for row in _rows(batch):
             kind = "output" if row.status == R.COMPLETED else "error"
-            handles[kind].write(output_line(row))
+            pending[kind].append(output_line(row))
             counts[kind] += 1
+            if len(pending[kind]) >= WRITE_LINES:
+                handles[kind].write("".join(pending[kind]))
+                pending[kind].clear()
+        for kind, lines in pending.items():
+            handles[kind].write("".join(lines))
         for handle in handles.values():
             handle.flush()
             os.fsync(handle.fileno())
@@ -148,9 +152,12 @@ def assemble_files(batch: Batch) -> dict[str, File | None]:
                 published[kind] = _publish(batch, kind, handle.name, lines) if lines else None
         except BaseException:
             # Both files or neither: an output file without its error file is never registered.
+            # The row goes first: once it is gone no client can reach the content, even if
+            # the store refuses to delete it now.
             for file in filter(None, published.values()):
-                file.content.delete(save=False)
+                name, storage = file.content.name, file.content.storage
                 file.delete()
+                discard(storage, name)
             raise
         return published
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -18,10 +19,10 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from batchserver import fastjson
 from batchserver.backoff import backoff_delay
 from batchserver.db.retry import db_retry
 from jobs import selectors, signals
-from jobs.ids import new_id
 from jobs.models import Batch, BatchChunk, BatchRequest
 from jobs.services import lifecycle
 from jobs.worker import kinds
@@ -33,6 +34,7 @@ from jobs.worker.engine.base import (
     ModelSpec,
 )
 from jobs.worker.engine.manager import get_engine
+from jobs.worker.models import Worker
 from models_registry.services import find_active_model, record_throughput
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,31 @@ def model_spec(model) -> ModelSpec:
     return ModelSpec(
         name=model.name, path=model.local_path(), kind=model.kind, settings=model.engine_settings()
     )
+
+
+def warm_model_name(worker_id: str) -> str:
+    """The model a freshly started worker loads before work arrives (``WORKER_WARM_MODEL``).
+
+    A model name, or ``auto``: the model of the first chunk waiting, else the one a worker of
+    this host had loaded last, else the newest batch's, else ``WORKER_DEFAULT_MODEL``.
+    """
+    choice = settings.WORKER_WARM_MODEL
+    if choice.lower() != "auto":
+        return choice
+    waiting = runnable_chunks().in_claim_order(None).values_list("batch__model", flat=True)
+    host = worker_id.rsplit(":", 1)[0]
+    served = (
+        Worker.objects.filter(hostname=host)
+        .exclude(loaded_model="")
+        .order_by("-last_heartbeat")
+        .values_list("loaded_model", flat=True)
+    )
+    newest = Batch.objects.exclude(model="").order_by("-created_at").values_list("model", flat=True)
+    for candidates in (waiting, served, newest):
+        name = candidates.first()
+        if name:
+            return name
+    return settings.WORKER_DEFAULT_MODEL
 
 
 def runnable_chunks():
@@ -107,7 +134,7 @@ def _pending_rows(chunk: BatchChunk) -> list[Pending]:
         .order_by("line")
         .values_list("id", "custom_id", "body")
     )
-    return [Pending(pk, custom_id, json.loads(body)) for pk, custom_id, body in rows]
+    return [Pending(pk, custom_id, fastjson.loads(body)) for pk, custom_id, body in rows]
 
 
 def _run(spec, endpoint: str, rows: list[Pending], isolate: bool) -> list[EngineResult]:
@@ -200,7 +227,13 @@ def record_results(chunk: BatchChunk, rows: list[Pending], results: list[EngineR
     if len(results) != len(rows):
         raise EngineError(f"engine returned {len(results)} results for {len(rows)} requests")
     now = timezone.now()
-    values = [_result_values(row.id, result) for row, result in zip(rows, results, strict=True)]
+    # Random ids for all rows from one read of the OS's random source (one call per id was
+    # 6% of the worker's time); 24 hex digits each, as new_id makes them.
+    hexes = os.urandom(24 * len(rows)).hex()
+    values = [
+        _result_values(row.id, result, hexes[48 * i : 48 * i + 48])
+        for i, (row, result) in enumerate(zip(rows, results, strict=True))
+    ]
     write = _write_pg if connection.vendor == "postgresql" else _write_portable
     with transaction.atomic():
         written = write(values, now)
@@ -224,28 +257,30 @@ def record_results(chunk: BatchChunk, rows: list[Pending], results: list[EngineR
     return len(written)
 
 
-# The columns a result sets, with their PostgreSQL types (finished_at is set apart).
+# The columns a result sets, with their types in the JSON document that carries them
+# (finished_at is set apart). The answer travels as a JSON value, not as a string holding JSON:
+# encoded once, and the json type keeps its text byte for byte.
 RESULT_COLUMNS = {
     "id": "bigint",
     "status": "text",
     "public_id": "text",
     "request_id": "text",
     "response_status": "int",
-    "response_body": "text",
+    "response_body": "json",
     "input_tokens": "int",
     "output_tokens": "int",
     "latency_ms": "int",
 }
 
 
-def _result_values(row_id: int, result: EngineResult) -> dict:
+def _result_values(row_id: int, result: EngineResult, random_hex: str) -> dict:
     return {
         "id": row_id,
         "status": R.COMPLETED if result.ok else R.FAILED,
-        "public_id": new_id("batch_req_"),
-        "request_id": new_id("req_"),
+        "public_id": f"batch_req_{random_hex[:24]}",
+        "request_id": f"req_{random_hex[24:]}",
         "response_status": result.status_code,
-        "response_body": json.dumps(result.body, ensure_ascii=False),
+        "response_body": result.body,
         "input_tokens": result.input_tokens,
         "output_tokens": result.output_tokens,
         "latency_ms": result.latency_ms,
@@ -263,9 +298,24 @@ def _write_pg(values: list[dict], now) -> Written:
     cancel or another worker updates meanwhile is checked again once that transaction ends, so
     it is skipped rather than written twice.
     """
+    columns = dict(RESULT_COLUMNS)
+    try:
+        # ensure_ascii=False: the answer's text is stored exactly as json.dumps(body,
+        # ensure_ascii=False) writes it (the nested value is encoded the same way).
+        document = json.dumps(values, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        # NaN or Infinity in an answer: not JSON that PostgreSQL's json type accepts, so this
+        # chunk's answers travel as strings holding their text, as json.dumps writes it.
+        columns["response_body"] = "text"
+        for value in values:
+            value["response_body"] = json.dumps(value["response_body"], ensure_ascii=False)
+        document = json.dumps(values, ensure_ascii=False)
     table = BatchRequest._meta.db_table
-    record = ", ".join(f"{c} {t}" for c, t in RESULT_COLUMNS.items())
-    assignments = ", ".join(f"{c} = v.{c}" for c in list(RESULT_COLUMNS)[1:])
+    record = ", ".join(f"{c} {t}" for c, t in columns.items())
+    assignments = ", ".join(
+        f"{c} = v.{c}::text" if t == "json" else f"{c} = v.{c}"
+        for c, t in list(columns.items())[1:]
+    )
     sql = (
         f"UPDATE {table} AS r SET {assignments}, finished_at = %s "
         f"FROM json_to_recordset(%s::json) AS v({record}) "
@@ -273,7 +323,7 @@ def _write_pg(values: list[dict], now) -> Written:
         f"RETURNING r.status, r.input_tokens, r.output_tokens"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [now, json.dumps(values), R.PENDING])
+        cursor.execute(sql, [now, document, R.PENDING])
         return cursor.fetchall()
 
 
@@ -284,7 +334,14 @@ def _write_portable(values: list[dict], now) -> Written:
         .filter(id__in=[v["id"] for v in values], status=R.PENDING)
         .values_list("id", flat=True)
     )
-    rows = [BatchRequest(**v, finished_at=now) for v in values if v["id"] in pending]
+    rows = [
+        BatchRequest(
+            **{**v, "response_body": json.dumps(v["response_body"], ensure_ascii=False)},
+            finished_at=now,
+        )
+        for v in values
+        if v["id"] in pending
+    ]
     fields = [*list(RESULT_COLUMNS)[1:], "finished_at"]
     BatchRequest.objects.bulk_update(rows, fields, batch_size=500)
     return [(r.status, r.input_tokens, r.output_tokens) for r in rows]
@@ -336,6 +393,11 @@ class BatchChunkWork(kinds.WorkKind):
             extra={"batch_id": chunk.batch_id, "chunk": chunk.index},
         )
         return kinds.Outcome(items=written, output_tokens=tokens, warm=warm)
+
+    def warm_model(self, worker_id: str) -> ModelSpec | None:
+        name = warm_model_name(worker_id)
+        model = find_active_model(name) if name else None
+        return model_spec(model) if model is not None else None
 
     def after_unit(self, unit: kinds.Unit, outcome: kinds.Outcome) -> None:
         if outcome.warm:  # a chunk that loaded the model first would understate its speed

@@ -23,6 +23,12 @@ class Model(models.Model):
         GENERATE = "generate", "Text generation (chat, completions)"
         EMBED = "embed", "Embeddings"
 
+    class Origin(models.TextChoices):
+        ADDED = "added", "Added (a folder or a hub download)"
+        CONVERTED = "converted", "Converted (from a GGUF file)"
+        FINE_TUNED = "fine-tuned", "Fine-tuned (a LoRA merged into its parent)"
+        VARIANT = "variant", "Variant (the parent's weights, other engine settings)"
+
     ENDPOINTS = {
         Kind.GENERATE: ("/v1/chat/completions", "/v1/completions"),
         Kind.EMBED: ("/v1/embeddings",),
@@ -49,6 +55,14 @@ class Model(models.Model):
         default=dict, blank=True, help_text="More vLLM engine arguments, as a JSON object."
     )
     measured_output_tokens_per_second = models.FloatField(null=True, blank=True, editable=False)
+    description = models.TextField(blank=True)
+    # Lineage: where these weights come from. A version's parent is the model it was made from
+    # (fine-tuned from, converted from); a variant's parent holds the same weights.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    version = models.PositiveIntegerField(default=1)
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.ADDED)
 
     objects = ModelQuerySet.as_manager()
 
@@ -88,6 +102,14 @@ class Model(models.Model):
     def local_path(self) -> str:
         """The folder the engine loads; resolving the built-in model may convert it (first use)."""
         return resolve_path(self.path)
+
+    @property
+    def base(self) -> Model:
+        """The root of this model's lineage (itself when it has no parent)."""
+        model = self
+        while model.parent_id is not None and model.parent is not None:
+            model = model.parent
+        return model
 
     def as_openai(self) -> dict[str, Any]:
         return {

@@ -32,6 +32,50 @@ def register_model(name: str, path: str = "", kind: str = Model.Kind.GENERATE, *
     return model
 
 
+ENGINE_SETTINGS = (
+    "dtype",
+    "max_model_len",
+    "gpu_memory_utilization",
+    "tensor_parallel_size",
+    "quantization",
+    "enforce_eager",
+    "cpu_kvcache_space_gib",
+    "extra_args",
+)
+
+
+def register_version(
+    *,
+    name: str,
+    path: str,
+    parent: Model,
+    origin: str = Model.Origin.FINE_TUNED,
+    owned_by: str | None = None,
+    description: str = "",
+    **settings,
+) -> Model:
+    """Register new weights made from ``parent`` (e.g. a merged fine-tune) as its next version.
+
+    The new model inherits the parent's kind and engine settings (``settings`` override them);
+    its version is one more than the newest in the parent's lineage. Call it only once the
+    folder at ``path`` is complete: a registered model is offered to clients at once.
+    """
+    inherited = {field: getattr(parent, field) for field in ENGINE_SETTINGS}
+    lineage_versions = Model.objects.filter(parent=parent).values_list("version", flat=True)
+    version = max([parent.version, *lineage_versions]) + 1
+    return Model.objects.create(
+        name=name,
+        path=path,
+        kind=parent.kind,
+        parent=parent,
+        origin=origin,
+        version=version,
+        owned_by=owned_by or parent.owned_by,
+        description=description,
+        **{**inherited, **settings},
+    )
+
+
 def record_throughput(model_name: str, output_tokens: int, seconds: float) -> None:
     """Fold one chunk's output tokens per second into its model's moving average.
 

@@ -12,6 +12,9 @@ os.environ.setdefault("BATCHSERVER_ENGINE", "fake")
 os.environ.setdefault("BATCHSERVER_DATA_DIR", str(Path(tempfile.gettempdir()) / "batchserver-test"))
 os.environ.setdefault("Q_SYNC", "1")
 os.environ.setdefault("DEBUG", "0")
+# No warm start of the built-in model in started workers (it may need converting first); tests
+# of the warm start name their model.
+os.environ.setdefault("WORKER_DEFAULT_MODEL", "")
 
 from batchserver.settings import *  # noqa: E402,F403
 from batchserver.settings import DATA_DIR, DATABASES  # noqa: E402

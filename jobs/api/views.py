@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from django.conf import settings
-from django.http import FileResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpResponseRedirect, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from batchserver.api.errors import ApiError, NotFoundError
 from batchserver.api.pagination import cursor_page, list_body
+from batchserver.storage import download_url, store_errors
 from jobs.api import serializers as s
 from jobs.assembly import output_line, output_rows
 from jobs.models import Batch, BatchRequest, File
@@ -145,16 +146,31 @@ class FileContentView(APIView):
     )
     def get(self, request, file_id: str):
         file = get_file(request, file_id)
-        try:
-            handle = file.content.open("rb")
-        except FileNotFoundError:
-            raise NotFoundError("file content", file_id, param="file_id") from None
         content_type = (
             "application/jsonl" if file.filename.endswith(".jsonl") else "application/octet-stream"
         )
-        return FileResponse(
+        storage = file.content.storage
+        try:
+            # FILE_DOWNLOAD_REDIRECT on an object store: the client fetches the bytes from
+            # the store itself (a presigned URL; clients drop our bearer key on the redirect).
+            url = download_url(storage, file.content.name, file.filename, content_type)
+            if url:
+                return HttpResponseRedirect(url)
+            handle = storage.open(file.content.name, "rb")  # a stream, read as it is sent
+        except FileNotFoundError:
+            raise NotFoundError("file content", file_id, param="file_id") from None
+        except store_errors():
+            raise ApiError(
+                "The file store is unavailable; try again later.",
+                param="file_id",
+                code="storage_unavailable",
+                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            ) from None
+        response = FileResponse(
             handle, content_type=content_type, as_attachment=True, filename=file.filename
         )
+        response.headers.setdefault("Content-Length", str(file.bytes))
+        return response
 
 
 class BatchListCreateView(APIView):

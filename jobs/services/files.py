@@ -12,8 +12,9 @@ from django.core.files import File as DjangoFile
 from django.db import transaction
 from django.utils import timezone
 
-from batchserver.errors import NotFound
+from batchserver.errors import NotFound, Unavailable
 from batchserver.models import ApiKey
+from batchserver.storage import store_errors
 from jobs.models import File
 
 logger = logging.getLogger(__name__)
@@ -28,7 +29,9 @@ def create_file(
     expires_after_seconds: int | None = None,
     line_count: int | None = None,
 ) -> File:
-    """Store an uploaded file (moved, not copied, from its temporary upload location)."""
+    """Store an uploaded file: moved from its temporary upload location on the local disk, or
+    streamed to the object store in bounded parts. The row is written only once the bytes are
+    stored whole; a store that fails mid-way leaves neither (``Unavailable``: try again)."""
     now = timezone.now()
     expires_at = now + timedelta(seconds=expires_after_seconds) if expires_after_seconds else None
     file = File(
@@ -40,7 +43,15 @@ def create_file(
         expires_at=expires_at,
         line_count=line_count,
     )
-    file.content.save(file.filename, uploaded, save=False)
+    try:
+        file.content.save(file.filename, uploaded, save=False)
+    except store_errors() as exc:
+        logger.warning("upload of %s not stored: the object store failed: %s", file.id, exc)
+        raise Unavailable(
+            "The file store is unavailable; nothing was stored. Try again later.",
+            param="file",
+            code="storage_unavailable",
+        ) from exc
     # The upload's temporary file was moved into storage: close it now (Django's close knows it
     # is gone) rather than leave the garbage collector to unlink a missing file.
     uploaded.close()

@@ -108,6 +108,18 @@ class Heartbeat:
         if seconds > 0:
             self.recent_tps = round(output_tokens / seconds, 1)
 
+    def loading(self, model: str) -> None:
+        """The warm start is loading ``model`` (only shown while nothing else runs)."""
+        if self.state == Worker.State.IDLE:
+            self.state, self.work = Worker.State.LOADING, f"loading {model}"
+
+    def loaded(self, model: str | None) -> None:
+        """The warm start ended: idle with ``model`` loaded, unless a task took over meanwhile."""
+        if self.state == Worker.State.LOADING:
+            self.state, self.work = Worker.State.IDLE, ""
+        if self.state == Worker.State.IDLE:
+            self.loaded_model = model or ""
+
     def idle(self, loaded_model: str | None) -> None:
         self.state, self.batch_id, self.chunk, self.work = Worker.State.IDLE, "", None, ""
         self.loaded_model = loaded_model or ""

@@ -142,6 +142,11 @@ class WorkKind(ABC):
     def has_work(self) -> bool:
         """Whether any unit is claimable now (cheap: used to keep tasks flowing)."""
 
+    def warm_model(self, worker_id: str) -> Any | None:
+        """The ``ModelSpec`` a freshly started worker should load before work arrives, if any
+        (``jobs.worker.warm``); None leaves the choice to the next kind."""
+        return None
+
     def after_unit(self, unit: Unit, outcome: Outcome) -> None:  # noqa: B027 (optional hook)
         """Called after every slice, outside the slice's transaction (e.g. settle a batch)."""
 

@@ -122,3 +122,21 @@ def test_benchmark_vs_server_smoke(tmp_path):
         tmp_path=tmp_path,
     )
     assert "ratio benchmark / server, warm" in out
+
+
+@pytest.mark.cluster
+def test_scale_out_smoke(tmp_path):
+    redis = pytest.importorskip("redis")
+    url = os.environ.get("E2E_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(url).ping()
+    except redis.ConnectionError:
+        pytest.skip(f"no Redis at {url} (CI starts one: .ci/run)")
+    out = run_script(
+        "scale_out.py",
+        *("--requests", "60", "--delay-ms", "1", "--chunk-size", "20"),
+        *("--workers", "1", "--runs", "1", "--redis", url),
+        tmp_path=tmp_path,
+        timeout=180,
+    )
+    assert "1 worker(s): create->completed" in out

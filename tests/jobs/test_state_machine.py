@@ -523,3 +523,18 @@ def test_an_engine_that_keeps_crashing_fails_the_lines_not_the_batch(
         "engine_crash",
         "engine_error",
     }
+
+
+def test_an_answer_holding_nan_is_stored_as_the_engine_wrote_it(started_batch):
+    """PostgreSQL's json type refuses NaN: such a chunk's answers travel as strings instead."""
+    batch = started_batch(2)
+    BatchRequest.objects.filter(batch=batch).update(chunk=0)
+    chunk = runner.claim_chunk("w", None)
+    rows = list(BatchRequest.objects.filter(batch=batch, chunk=chunk.index).order_by("line"))
+    results = [
+        EngineResult(200, {"logprob": float("nan"), "text": "é"}, output_tokens=1),
+        EngineResult(200, {"logprob": float("-inf")}, output_tokens=1),
+    ]
+    assert runner.record_results(chunk, rows, results) == 2
+    stored = [BatchRequest.objects.get(pk=row.pk).response_body for row in rows]
+    assert stored == [json.dumps(r.body, ensure_ascii=False) for r in results]

@@ -90,6 +90,32 @@ def test_crlf_line_endings_are_accepted(create_batch):
     assert batch["request_counts"]["completed"] == 2
 
 
+def test_tabs_newlines_and_backslashes_reach_the_engine_and_the_output_intact(
+    create_batch, client_api
+):
+    # given ids and prompts with every character the database's COPY format escapes
+    tricky = 'tab\there, newline\nthere, backslash \\ and \\n, quote " and \u00e9\U0001f600'
+    lines = [
+        request_line(0, content=tricky, custom_id="id\twith\\odd\nchars"),
+        request_line(1, content="plain"),
+    ]
+    # when they run as a batch
+    batch = create_batch(lines)
+    # then the stored request is the one sent, and the output names the same custom_id
+    from jobs.models import BatchRequest
+
+    rows = BatchRequest.objects.filter(batch_id=batch["id"]).order_by("line")
+    import json
+
+    assert json.loads(rows[0].body) == lines[0]["body"]
+    assert rows[0].custom_id == "id\twith\\odd\nchars"
+    output = client_api.get(f"/v1/files/{batch['output_file_id']}/content")
+    answers = [json.loads(x) for x in b"".join(output.streaming_content).splitlines()]
+    assert [a["custom_id"] for a in answers] == ["id\twith\\odd\nchars", "req-1"]
+    answer = answers[0]["response"]["body"]["choices"][0]["message"]["content"]
+    assert answer.endswith('backslash \\ and \\n, quote " and \u00e9\U0001f600')  # fake echo
+
+
 def test_last_line_without_newline_is_read(create_batch):
     batch = create_batch(jsonl([request_line(1), request_line(2)]).rstrip(b"\n"))
     assert batch["request_counts"] == {"total": 2, "completed": 2, "failed": 0}

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from batchserver import storage as stored_files
 from jobs import assembly, tasks
 from jobs.models import Batch, File
 from tests.conftest import request_line
@@ -50,6 +51,10 @@ class _FillingHandle:
 
     def write(self, text: str) -> int:
         if self._disk.full and self._disk.written + len(text) > self._disk.room:
+            # as a real disk does: what fits is written, then the write fails
+            fits = max(0, self._disk.room - self._disk.written)
+            self._real.write(text[:fits])
+            self._disk.written += fits
             raise _enospc()
         self._disk.written += len(text)
         return self._real.write(text)
@@ -146,7 +151,8 @@ def test_enospc_while_publishing_the_second_file_withdraws_the_first(
         def __getattr__(self, name):
             return getattr(os, name)
 
-    monkeypatch.setattr(assembly, "os", _Os(makedirs=makedirs, path=os.path))
+    # publishing (batchserver.storage.publish) makes the folder, then moves the file into it
+    monkeypatch.setattr(stored_files, "os", _Os(makedirs=makedirs, path=os.path))
 
     # when the batch runs to its end
     created = create_batch(_lines())

@@ -1,11 +1,12 @@
 """SIGKILL the worker's whole process group again and again mid-batch: no line lost or repeated.
 
-A 5,000-request batch runs on the fake engine, slowed to 10 ms per request (0.5 s per chunk of
-50), so every kill lands in the middle of some chunk. At least ten times, at a random moment,
-the whole qcluster process group is SIGKILLed, checked to be gone to the last process, and a
-fresh qcluster is started. Leases of 3 s with a 1 s heartbeat let the killed chunk be claimed
-again soon after. Then the output and error files must hold exactly 5,000 valid JSON lines,
-every custom_id once, and the batch must be completed.
+A 5,000-request batch runs on the fake engine, slowed to 20 ms per request (1 s per chunk of
+50, 100 s of work in all: ten kill cycles on a loaded CI machine once came close to 50 s), so
+every kill lands in the middle of some chunk and the batch is still running at the last kill.
+At least ten times, at a random moment, the whole qcluster process group is SIGKILLed, checked
+to be gone to the last process, and a fresh qcluster is started. Leases of 3 s with a 1 s
+heartbeat let the killed chunk be claimed again soon after. Then the output and error files
+must hold exactly 5,000 valid JSON lines, every custom_id once, and the batch must be completed.
 
 Figures (kills, seconds from each kill to the next committed chunk, chunks run more than once)
 go to ``<data dir>/reliability/kill_chaos.json``.
@@ -41,7 +42,7 @@ KILLS = int(os.environ.get("CHAOS_KILLS", "10"))
 SEED = int(os.environ.get("CHAOS_SEED", str(int(time.time()))))
 WORKER_ENV = {
     "BATCH_CHUNK_SIZE": "50",
-    "FAKE_DELAY_PER_REQUEST_MS": "10",
+    "FAKE_DELAY_PER_REQUEST_MS": "20",
     "BATCH_LEASE_SECONDS": "3",
     "WORKER_HEARTBEAT_SECONDS": "1",
     "BATCH_TASK_SLICE_SECONDS": "5",

@@ -217,3 +217,18 @@ def test_a_long_job_runs_in_slices_and_can_be_cancelled_between_them(exclusive, 
 def test_the_heartbeat_extends_the_leases_of_every_kind(exclusive, db):
     Heartbeat().beat()
     assert exclusive.extended and exclusive.extended[0][0] == worker_id()
+
+
+def test_a_fresh_worker_warms_no_model_while_exclusive_work_waits(
+    exclusive, validated_batch, settings
+):
+    from jobs.worker.warm import choose_model
+
+    settings.WORKER_WARM_MODEL = FAKE_MODEL
+    assert choose_model(worker_id()) is not None  # nothing exclusive waiting: the batch's model
+
+    # given training-like work waiting for the GPU alone
+    exclusive.add(Job("ft-1", priority=0, created_at=timezone.now()))
+
+    # then a worker that starts loads nothing it would have to stop at once
+    assert choose_model(worker_id()) is None

@@ -6,6 +6,7 @@ import logging
 import multiprocessing.util
 import os
 import socket
+import threading
 import time
 
 from django.conf import settings
@@ -30,29 +31,42 @@ def make_backend(kind: str) -> Backend:
 
 
 class EngineManager:
-    """One loaded model at a time; loading another one shuts the current engine down first."""
+    """One loaded model at a time; loading another one shuts the current engine down first.
+
+    A lock serialises loads, runs and shutdowns: the warm start (``jobs.worker.warm``) loads
+    in a thread of its own while the first task may already want the engine, and then waits
+    for that load instead of starting a second engine beside it.
+    """
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self.backend: Backend | None = None
         self.loaded: ModelSpec | None = None
+        self.lock = threading.RLock()
+        self._loading: Backend | None = None  # a backend being loaded (for ``stop_at_exit``)
 
     @property
     def loaded_model(self) -> str | None:
         return self.loaded.name if self.loaded else None
 
     def ensure_loaded(self, spec: ModelSpec) -> None:
+        with self.lock:
+            self._ensure_loaded(spec)
+
+    def _ensure_loaded(self, spec: ModelSpec) -> None:
         if self.backend is not None and self.loaded == spec:
             return
         self.shutdown()
         logger.info("engine: loading model %s", spec.name)
         started = time.monotonic()
-        backend = make_backend(self.kind)
+        backend = self._loading = make_backend(self.kind)
         try:
             backend.load(spec)
         except BaseException:
             backend.shutdown()
             raise
+        finally:
+            self._loading = None
         self.backend, self.loaded = backend, spec
         seconds = round(time.monotonic() - started, 3)
         memory = backend.memory_bytes()
@@ -66,16 +80,38 @@ class EngineManager:
         )
 
     def run(self, spec: ModelSpec, requests: list[EngineRequest]) -> list[EngineResult]:
-        self.ensure_loaded(spec)
-        assert self.backend is not None
-        try:
-            return self.backend.run(requests)
-        except BaseException:
-            # After a failed run the engine's state is unknown: start from scratch next time.
-            self.shutdown()
-            raise
+        with self.lock:
+            self._ensure_loaded(spec)
+            assert self.backend is not None
+            try:
+                return self.backend.run(requests)
+            except BaseException:
+                # After a failed run the engine's state is unknown: start from scratch next time.
+                self.shutdown()
+                raise
 
     def shutdown(self, quiet: bool = False) -> None:
+        with self.lock:
+            self._shutdown(quiet)
+
+    def stop_at_exit(self) -> None:
+        """At process exit: stop the engine, even one that another thread is still loading.
+
+        The warm start may hold the lock for the whole load; waiting for it would keep a
+        stopping worker alive that long, so after a short wait the loading engine is stopped
+        from here (its loader then fails, which at exit nobody minds).
+        """
+        if self.lock.acquire(timeout=1.0):
+            try:
+                self._shutdown(quiet=True)
+            finally:
+                self.lock.release()
+            return
+        for backend in (self._loading, self.backend):
+            if backend is not None:
+                backend.shutdown()
+
+    def _shutdown(self, quiet: bool) -> None:
         if self.backend is not None:
             if not quiet:  # at interpreter exit the log streams may be closed already
                 logger.info("engine: shutting down %s", self.loaded_model)
@@ -98,7 +134,5 @@ def get_engine() -> EngineManager:
         # At exit, multiprocessing joins non-daemonic children such as the engine host, which
         # would wait forever. Its exit hook runs finalizers first (also in a django-q2 worker
         # process, where atexit handlers never run): stop the engine there.
-        multiprocessing.util.Finalize(
-            None, _manager.shutdown, kwargs={"quiet": True}, exitpriority=10
-        )
+        multiprocessing.util.Finalize(None, _manager.stop_at_exit, exitpriority=10)
     return _manager
