@@ -1,0 +1,62 @@
+"""Reads that answer an operator's question about fine-tuning: the queue, a job's curve."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from finetuning.models import FineTuningJob
+from jobs.worker.kinds import QueueItem
+
+S = FineTuningJob.Status
+
+
+def queue_items(kind: str) -> list[QueueItem]:
+    """Unfinished jobs as the queue shows them (``/v1/queue``, the queue page)."""
+    items = []
+    now = timezone.now()
+    for job in FineTuningJob.objects.unfinished().exclude(status=S.VALIDATING_FILES):
+        running = bool(job.worker_id) and job.status in (S.RUNNING, S.PAUSING)
+        remaining = (
+            (job.estimated_finish - now).total_seconds()
+            if job.estimated_finish and running
+            else None
+        )
+        items.append(
+            QueueItem(
+                kind=kind,
+                id=job.id,
+                owner_id=job.owner_id,
+                model="",  # needs no model loaded: the engine is stopped while it trains
+                priority=job.priority,
+                created_at=job.created_at,
+                status=job.status,
+                running=running,
+                paused=job.status == S.PAUSED,
+                done=job.step,
+                total=job.total_steps,
+                phase=2 if job.status == S.PAUSED else 1,
+                remaining_seconds=max(0.0, remaining) if remaining is not None else None,
+                url=f"/fine-tuning?job={job.id}",
+                extra={"base_model": job.model},
+            )
+        )
+    return items
+
+
+def loss_points(job: FineTuningJob) -> list[tuple[int, float]]:
+    """(step, training loss) of every step trained so far."""
+    rows = job.events.filter(type="metrics", step__isnull=False).order_by("step", "created_at")
+    points: dict[int, float] = {}
+    for step, data in rows.values_list("step", "data"):
+        if data and data.get("train_loss") is not None:
+            points[step] = float(data["train_loss"])
+    return sorted(points.items())
+
+
+def valid_points(job: FineTuningJob) -> list[tuple[int, float]]:
+    rows = job.events.filter(type="metrics", step__isnull=False).order_by("step")
+    return [
+        (step, float(data["valid_loss"]))
+        for step, data in rows.values_list("step", "data")
+        if data and data.get("valid_loss") is not None
+    ]
