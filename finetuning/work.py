@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections
 from django.utils import timezone
 
 from finetuning import selectors, services
@@ -101,7 +100,8 @@ class Slice:
         for message in process.messages():
             if message is not None:
                 self.handle(message)
-            if time.monotonic() - checked >= STATUS_CHECK_SECONDS:
+            stepped = message is not None and message["event"] == "step"
+            if stepped or time.monotonic() - checked >= STATUS_CHECK_SECONDS:
                 checked, status = time.monotonic(), self.current_status()
                 if status not in (S.RUNNING, S.PAUSING):
                     process.kill()
@@ -164,10 +164,7 @@ class FineTuningWork(kinds.WorkKind):
             services.fail_job(job, "training_setup_failed", f"Could not prepare training: {exc}")
             return kinds.Outcome()
         FineTuningJob.objects.filter(pk=job.pk).update(slices=job.slices + 1)
-        try:
-            return Slice(job, work).run()
-        finally:
-            close_old_connections()
+        return Slice(job, work).run()
 
     def extend_leases(self, worker_id: str, until: datetime) -> int:
         return FineTuningJob.objects.extend_leases(worker_id, until)
