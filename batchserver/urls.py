@@ -29,6 +29,7 @@ urlpatterns = [
     path("", include("plugins.urls")),  # /plugins and the pages plugins contribute
     path("api/", include("plugins.api.urls")),  # the plugins' staff API
     path("", include("benchmarks.pages.urls")),  # /benchmark-runner, /model-comparison
+    path("", include("finetuning.urls")),  # /fine-tuning
     path("", include("benchmarks.api.admin_urls")),  # /admin/benchmarks/…, before the admin
     # The operator pages' first home, inside the admin: kept as redirects.
     re_path(r"^admin/ops/(?P<rest>.*?)/?$", RedirectView.as_view(url="/%(rest)s", permanent=True)),

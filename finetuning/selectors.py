@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.utils import timezone
 
 from finetuning.models import FineTuningJob
@@ -43,20 +45,14 @@ def queue_items(kind: str) -> list[QueueItem]:
     return items
 
 
-def loss_points(job: FineTuningJob) -> list[tuple[int, float]]:
-    """(step, training loss) of every step trained so far."""
-    rows = job.events.filter(type="metrics", step__isnull=False).order_by("step", "created_at")
-    points: dict[int, float] = {}
-    for step, data in rows.values_list("step", "data"):
-        if data and data.get("train_loss") is not None:
-            points[step] = float(data["train_loss"])
-    return sorted(points.items())
-
-
-def valid_points(job: FineTuningJob) -> list[tuple[int, float]]:
-    rows = job.events.filter(type="metrics", step__isnull=False).order_by("step")
-    return [
-        (step, float(data["valid_loss"]))
-        for step, data in rows.values_list("step", "data")
-        if data and data.get("valid_loss") is not None
-    ]
+def loss_series(job: FineTuningJob) -> dict[str, list[tuple[datetime, float]]]:
+    """Training and validation loss over time (one point per step), for the loss chart."""
+    series: dict[str, list[tuple[datetime, float]]] = {"training loss": [], "validation loss": []}
+    names = (("train_loss", "training loss"), ("valid_loss", "validation loss"))
+    for created_at, data in (
+        job.events.filter(type="metrics").order_by("created_at").values_list("created_at", "data")
+    ):
+        for key, name in names:
+            if data and data.get(key) is not None:
+                series[name].append((created_at, float(data[key])))
+    return {name: points for name, points in series.items() if points}

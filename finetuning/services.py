@@ -234,7 +234,8 @@ def request_cancel(job: FineTuningJob) -> FineTuningJob:
 @transaction.atomic
 def request_pause(job: FineTuningJob) -> FineTuningJob:
     """Queued: paused at once. Running: ``pausing`` until the worker has saved a checkpoint."""
-    target = {S.QUEUED: S.PAUSED, S.RUNNING: S.PAUSING}.get(job.status)
+    targets: dict[str, str] = {S.QUEUED: S.PAUSED, S.RUNNING: S.PAUSING}
+    target = targets.get(job.status)
     if target is None:
         raise Conflict(
             f"Fine-tuning job {job.id} is {job.status}; only a queued or running job pauses.",
@@ -351,16 +352,13 @@ def complete_job(job: FineTuningJob, folder: Path) -> bool:
     """
     base = find_active_model(job.model)
     results = results_file(job)
+    moved = False
     with transaction.atomic():
         job.refresh_from_db()
-        if job.status not in (S.RUNNING, S.PAUSING) or base is None:
-            moved = False
-        else:
-            name = job.model_name()
-            moved = job.transition(
-                S.SUCCEEDED, fine_tuned_model=name, result_files=[results.id], estimated_finish=None
-            )
-        if moved:
+        name = job.model_name()
+        if base is not None and job.status in (S.RUNNING, S.PAUSING):
+            moved = job.transition(S.SUCCEEDED, fine_tuned_model=name, result_files=[results.id])
+        if moved and base is not None:
             register_version(
                 name=name,
                 path=str(folder),
@@ -396,9 +394,10 @@ def results_file(job: FineTuningJob):
                 data.get("learning_rate"),
             ]
         )
-    content = ContentFile(out.getvalue().encode(), name=f"{job.id}_results.csv")
+    filename = f"{job.id}_results.csv"
+    content = ContentFile(out.getvalue().encode(), name=filename)
     return file_services.create_file(
-        job.owner, content, purpose="fine-tune-results", filename=content.name
+        job.owner, content, purpose="fine-tune-results", filename=filename
     )
 
 

@@ -153,7 +153,7 @@ class EventOut(serializers.Serializer):
     level = serializers.ChoiceField(choices=["info", "warn", "error"])
     message = serializers.CharField()
     type = serializers.ChoiceField(choices=["message", "metrics"])
-    data = serializers.DictField()
+    data = serializers.DictField()  # type: ignore[assignment]  # OpenAI's field name
 
 
 class CheckpointOut(serializers.Serializer):
