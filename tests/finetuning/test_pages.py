@@ -104,3 +104,11 @@ def test_the_admin_lists_fine_tuning_jobs(staff_client, create_job, training):
     assert (
         staff_client.get(f"/admin/finetuning/finetuningjob/{job['id']}/change/").status_code == 200
     )
+
+
+def test_the_queue_page_and_api_show_a_waiting_job(staff_client, client_api, create_job, training):
+    job = create_job(training_file=training)
+    entries = client_api.get("/v1/queue").json()["data"]
+    assert [(e["kind"], e["id"]) for e in entries] == [("fine-tuning", job["id"])]
+    page = staff_client.get("/queue").content.decode()
+    assert job["id"] in page

@@ -177,3 +177,25 @@ def test_the_trainer_targets_no_tied_embedding(create_job, training, tiny_base):
     assert targets and not targets & {"lm_head", "embed_tokens"}
     with safe_open(str(folder / "adapter" / "adapter_model.safetensors"), "pt") as weights:
         assert not any("lm_head" in k or "embed_tokens" in k for k in weights.keys())
+
+
+def test_a_checkpoint_is_registered_as_a_model_on_request(
+    client_api, create_job, training, tiny_base, django_capture_on_commit_callbacks
+):
+    job = create_job(
+        run=True, training_file=training, hyperparameters={"n_epochs": 1, "batch_size": 4}
+    )
+    checkpoint = client_api.get(f"/v1/fine_tuning/jobs/{job['id']}/checkpoints").json()["data"][0]
+    url = f"/v1/fine_tuning/jobs/{job['id']}/checkpoints/{checkpoint['id']}/register"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client_api.post(url).status_code == 200
+
+    name = f"{job['fine_tuned_model']}:ckpt-step-3"
+    assert checkpoint["fine_tuned_model_checkpoint"] == name
+    model = find_active_model(name)
+    assert model is not None and model.parent_id == tiny_base.pk
+    assert (Path(model.path) / "model.safetensors").exists()
+    assert name in [m["id"] for m in client_api.get("/v1/models").json()["data"]]
+    again = client_api.post(url)
+    assert again.status_code == 409 and again.json()["error"]["code"] == "already_registered"
