@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "jobs",
     "plugins",
     "benchmarks",
+    "curation",
 ]
 
 MIDDLEWARE = [
