@@ -23,6 +23,7 @@ urlpatterns = [
     path("v1/", include("jobs.api.urls")),
     path("v1/", include("models_registry.api.urls")),
     path("v1/", include("benchmarks.api.urls")),  # staff only (session), never an API key
+    path("v1/", include("curation.api.urls")),  # API keys (own datasets) and staff sessions
     re_path(r"^v1/(?P<rest>.*)$", api_not_found),
     path("", include("jobs.urls")),  # operator pages, staff-only
     path("", include("plugins.urls")),  # /plugins and the pages plugins contribute
