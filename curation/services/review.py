@@ -113,9 +113,22 @@ def review_record(record: Record, *, version: int, actor: str, changes: dict[str
     changed = {k: v for k, v in wanted.items() if _differs(getattr(record, k), v, k)}
     if record.version != version:
         raise StaleRecord(record, version)
-    if not changed:
-        return record
     now = timezone.now()
+    with transaction.atomic():
+        if changed:
+            _save(record, version, actor, changed, now)
+        if wanted.keys() & set(JUDGED):
+            # A reviewer who agrees with the current value changes nothing on the record, but
+            # their judgement counts for agreement all the same.
+            Judgement.objects.update_or_create(
+                record=record,
+                reviewer=actor,
+                defaults={**{k: wanted[k] for k in JUDGED if k in wanted}, "updated_at": now},
+            )
+    return record
+
+
+def _save(record: Record, version: int, actor: str, changed: dict[str, Any], now) -> None:
     events = [
         Event(
             record=record,
@@ -132,21 +145,9 @@ def review_record(record: Record, *, version: int, actor: str, changes: dict[str
         stored.update(corrected_by=actor, corrected_at=now)
     if changed.keys() & set(JUDGED):
         stored.update(reviewed_by=actor, reviewed_at=now)
-    with transaction.atomic():
-        if not record.apply(version, stored):
-            raise StaleRecord(Record.objects.get(pk=record.pk), version)
-        Event.objects.bulk_create(events)
-        if changed.keys() & set(JUDGED):
-            Judgement.objects.update_or_create(
-                record=record,
-                reviewer=actor,
-                defaults={
-                    **{k: getattr(record, k) for k in JUDGED},
-                    "status": record.status,
-                    "updated_at": now,
-                },
-            )
-    return record
+    if not record.apply(version, stored):
+        raise StaleRecord(Record.objects.get(pk=record.pk), version)
+    Event.objects.bulk_create(events)
 
 
 def history(record: Record) -> list[Event]:
