@@ -7,6 +7,8 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import orjson
+
 from batchserver import fastjson
 from batchserver.errors import Invalid
 from curation.models import Record
@@ -28,32 +30,47 @@ def prompt_text(messages: list[dict[str, Any]]) -> str:
     return "\n".join(f"{m.get('role', '')}: {_text(m.get('content'))}" for m in messages)
 
 
-def _hash(*parts: str) -> str:
+def _canonical(messages: list[dict[str, Any]]) -> bytes:
+    try:
+        return orjson.dumps(messages, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # what orjson refuses (integers beyond 64 bits)
+        return json.dumps(messages, sort_keys=True).encode()
+
+
+def _hash(*parts: bytes) -> str:
     digest = hashlib.md5(usedforsecurity=False)
     for part in parts:
-        digest.update(part.encode("utf-8", "replace"))
+        digest.update(part)
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def record_values(
+    messages: list[dict[str, Any]], answer: str, *, source: str, **fields: Any
+) -> dict[str, Any]:
+    """A new record's fields, with its search text and hashes filled in."""
+    canonical = _canonical(messages)
+    return {
+        "source": source,
+        "messages": messages,
+        "prompt": prompt_text(messages),
+        "answer": answer,
+        "prompt_hash": _hash(canonical),
+        "content_hash": _hash(canonical, answer.encode("utf-8", "replace")),
+        **fields,
+    }
 
 
 def new_record(
     messages: list[dict[str, Any]], answer: str, *, source: str, **fields: Any
 ) -> Record:
     """An unsaved record with its search text and hashes filled in."""
-    canonical = json.dumps(messages, sort_keys=True, ensure_ascii=False)
-    return Record(
-        source=source,
-        messages=messages,
-        prompt=prompt_text(messages),
-        answer=answer,
-        prompt_hash=_hash(canonical),
-        content_hash=_hash(canonical, answer),
-        **fields,
-    )
+    return Record(**record_values(messages, answer, source=source, **fields))
 
 
-def records_from_batch(batch_id: str) -> Iterator[Record]:
-    """One unsaved record per answered line of a batch, in input order (streamed)."""
+def records_from_batch(batch_id: str) -> Iterator[dict[str, Any]]:
+    """The fields of one new record per answered line of a batch, in input order (streamed):
+    plain dicts, no model instance per row."""
     for row in results.iter_results(batch_id, statuses=("completed",)):
         body = fastjson.loads(row.body)
         answer = results.answer_text(
@@ -61,7 +78,7 @@ def records_from_batch(batch_id: str) -> Iterator[Record]:
         )
         if answer is None:
             continue
-        yield new_record(
+        yield record_values(
             results.prompt_messages(body),
             answer,
             source=Record.Source.BATCH,

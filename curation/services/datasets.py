@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from typing import IO
+from datetime import datetime
+from typing import IO, Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Min
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from batchserver import fastjson
 from batchserver.errors import Conflict, Invalid, NotFound
 from batchserver.models import ApiKey
 from benchmarks import services as benchmarks
@@ -122,15 +124,15 @@ def create_dataset_from_batches(
 def import_batch(dataset: Dataset, batch_id: str) -> int:
     """Records of one batch (made once, shared by every dataset), then the memberships.
 
-    Slices of 2,000 rows are committed one by one (progress shows), each one INSERT; a
-    re-delivered task skips what exists (unique batch line), so it finishes the import.
+    Slices of 2,000 rows are committed one by one (progress shows), each one COPY (or INSERT);
+    a re-delivered task skips what exists (unique batch line), so it finishes the import.
     """
     known = set(Record.objects.filter(batch_id=batch_id).values_list("custom_id", flat=True))
-    pending: list[Record] = []
-    for record in building.records_from_batch(batch_id):
-        if record.custom_id in known:
+    pending: list[dict[str, Any]] = []
+    for values in building.records_from_batch(batch_id):
+        if values["custom_id"] in known:
             continue
-        pending.append(record)
+        pending.append(values)
         if len(pending) >= SLICE:
             _save_slice(dataset, pending)
             pending = []
@@ -139,11 +141,56 @@ def import_batch(dataset: Dataset, batch_id: str) -> int:
     return add_members(dataset, Record.objects.filter(batch_id=batch_id))
 
 
-def _save_slice(dataset: Dataset, records: list[Record]) -> None:
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_value(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    text = value if isinstance(value, str) else fastjson.dumps(value)
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.translate(_COPY_ESCAPES)
+    return text
+
+
+def _copy_records(rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL: COPY the records in as text, with no model instance or parameter quoting
+    per row (50,000 records in seconds)."""
+    fields = [f for f in Record._meta.concrete_fields if not f.primary_key]
+    defaults = {f.attname: f.get_default() for f in fields}
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    names = [f.attname for f in fields]
+    text = "".join(
+        "\t".join(_copy_value(row[n] if n in row else defaults[n]) for n in names) + "\n"
+        for row in rows
+    )
+    with connection.cursor() as cursor:
+        with cursor.copy(f"COPY {Record._meta.db_table} ({columns}) FROM STDIN") as copy:
+            copy.write(text)
+
+
+def _insert_records(rows: list[dict[str, Any]]) -> None:
+    if connection.vendor == "postgresql":
+        try:
+            with transaction.atomic():
+                _copy_records(rows)
+            return
+        except IntegrityError:  # another import of the same batch got there first
+            pass
+    Record.objects.bulk_create((Record(**row) for row in rows), ignore_conflicts=True)
+
+
+def _save_slice(dataset: Dataset, rows: list[dict[str, Any]]) -> None:
     with transaction.atomic():
-        Record.objects.bulk_create(records, ignore_conflicts=True)
-        Dataset.objects.filter(pk=dataset.pk).update(task_done=dataset.task_done + len(records))
-    dataset.task_done += len(records)
+        _insert_records(rows)
+        Dataset.objects.filter(pk=dataset.pk).update(task_done=dataset.task_done + len(rows))
+    dataset.task_done += len(rows)
 
 
 def import_batches(dataset_id: int, batch_ids: list[str]) -> Dataset | None:
