@@ -7,8 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from django.db.models import Q
-
 from batchserver.errors import Invalid
 from batchserver.models import ApiKey
 from curation.models import Record, RecordQuerySet
@@ -96,11 +94,7 @@ class RecordFilter:
         if self.gold is not None:
             records = records.filter(gold=self.gold)
         if self.q:
-            records = records.filter(
-                Q(prompt__icontains=self.q)
-                | Q(answer__icontains=self.q)
-                | Q(correction__icontains=self.q)
-            )
+            records = records.matching(self.q)
         return records
 
 

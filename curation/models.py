@@ -73,6 +73,11 @@ class RecordQuerySet(models.QuerySet):
             id__in=Membership.objects.filter(dataset_id=dataset_id).values("record_id")
         )
 
+    def matching(self, text: str) -> RecordQuerySet:
+        """Records whose prompt, answer or correction contains ``text`` (any case); on
+        PostgreSQL a trigram index answers it."""
+        return self.filter(search__contains=text.lower())
+
     def with_label(self, label: str) -> RecordQuerySet:
         return self.filter(labels__contains=f"{LABEL_SEP}{label}{LABEL_SEP}")
 
@@ -101,7 +106,8 @@ class Record(models.Model):
         REJECTED = "rejected"
 
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.BATCH)
-    batch_id = models.CharField(max_length=40, blank=True, db_index=True)
+    # Indexed through the unique (batch_id, custom_id) constraint.
+    batch_id = models.CharField(max_length=40, blank=True)
     request_row = models.BigIntegerField(null=True, blank=True, help_text="The batch's row id.")
     custom_id = models.CharField(max_length=200, blank=True)
     model = models.CharField(max_length=200, blank=True, db_index=True)
@@ -113,17 +119,17 @@ class Record(models.Model):
     batch_deleted = models.BooleanField(default=False)
     prompt_hash = models.CharField(max_length=32, blank=True, db_index=True)
     content_hash = models.CharField(max_length=32, blank=True, help_text="prompt + answer")
-    # Review state.
-    rating = models.PositiveSmallIntegerField(null=True, blank=True, db_index=True)
+    search = models.TextField(blank=True, help_text="Lower-case prompt, answer and correction.")
+    # Review state. Not indexed on purpose: a bulk action then rewrites 50,000 rows in place
+    # (HOT updates, no index entry per row); filters narrow by dataset first.
+    rating = models.PositiveSmallIntegerField(null=True, blank=True)
     thumb = models.SmallIntegerField(null=True, blank=True, help_text="1 up, -1 down.")
     labels = models.TextField(blank=True, default="", help_text="',a,b,' (see labels_text).")
     correction = models.TextField(null=True, blank=True)
     corrected_by = models.CharField(max_length=150, blank=True)
     corrected_at = models.DateTimeField(null=True, blank=True)
-    gold = models.BooleanField(default=False, db_index=True)
-    status = models.CharField(
-        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
-    )
+    gold = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     note = models.TextField(blank=True)
     reviewed_by = models.CharField(max_length=150, blank=True)
     reviewed_at = models.DateTimeField(null=True, blank=True)
@@ -211,9 +217,12 @@ class Judgement(models.Model):
 class Event(models.Model):
     """One change of one field of a record: who, when, before and after (as text)."""
 
-    record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="events")
+    # Indexed by (record, at) below; one index less to write per event of a bulk action.
+    record = models.ForeignKey(
+        Record, on_delete=models.CASCADE, related_name="events", db_index=False
+    )
     actor = models.CharField(max_length=150)
-    at = models.DateTimeField(default=timezone.now, db_index=True)
+    at = models.DateTimeField(default=timezone.now)
     field = models.CharField(max_length=32)
     before = models.TextField(null=True, blank=True)
     after = models.TextField(null=True, blank=True)

@@ -9,6 +9,7 @@ from datetime import date
 from itertools import combinations
 from typing import Any
 
+from django.core.cache import cache
 from django.db.models import Count, Q
 from django.db.models.functions import Length, TruncDate
 
@@ -88,10 +89,15 @@ def position(flt: RecordFilter, record_id: int | None, owner: ApiKey | None = No
         record = records.order_by("id").first()
     if record is None:
         return Position(None, 0, 0, None, None)
-    before = records.filter(id__lt=record.pk)
-    previous_id = before.order_by("-id").values_list("id", flat=True).first()
+    counts = records.aggregate(total=Count("id"), before=Count("id", filter=Q(id__lt=record.pk)))
+    previous_id = (
+        records.filter(id__lt=record.pk).order_by("-id").values_list("id", flat=True).first()
+    )
     next_id = records.filter(id__gt=record.pk).order_by("id").values_list("id", flat=True).first()
-    return Position(record, before.count() + 1, records.count(), previous_id, next_id)
+    return Position(record, counts["before"] + 1, counts["total"], previous_id, next_id)
+
+
+CHOICES_SECONDS = 30  # the filter's model and label choices may lag this much
 
 
 def models_of(records: RecordQuerySet) -> list[str]:
@@ -106,6 +112,16 @@ def labels_of(records: RecordQuerySet, limit: int = 200) -> list[str]:
         if len(seen) >= limit:
             break
     return sorted(seen)
+
+
+def filter_choices() -> dict[str, list[str]]:
+    """Models and labels in use, for the workbench's filter (cached: a scan of every record)."""
+    found = cache.get("curation:choices")
+    if found is None:
+        everything = Record.objects.all()
+        found = {"models": models_of(everything), "labels": labels_of(everything)}
+        cache.set("curation:choices", found, CHOICES_SECONDS)
+    return found
 
 
 def rating_distribution(records: RecordQuerySet) -> dict[str, list[int]]:

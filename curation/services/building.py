@@ -30,6 +30,12 @@ def prompt_text(messages: list[dict[str, Any]]) -> str:
     return "\n".join(f"{m.get('role', '')}: {_text(m.get('content'))}" for m in messages)
 
 
+def search_text(messages: list[dict[str, Any]], answer: str, correction: str | None = None) -> str:
+    """What the text filter searches: prompt, answer and correction, in lower case."""
+    parts = [_text(m.get("content")) for m in messages]
+    return "\n".join([*parts, answer, correction or ""]).lower()
+
+
 def _canonical(messages: list[dict[str, Any]]) -> bytes:
     try:
         return orjson.dumps(messages, option=orjson.OPT_SORT_KEYS)
@@ -55,6 +61,7 @@ def record_values(
         "messages": messages,
         "prompt": prompt_text(messages),
         "answer": answer,
+        "search": search_text(messages, answer),
         "prompt_hash": _hash(canonical),
         "content_hash": _hash(canonical, answer.encode("utf-8", "replace")),
         **fields,

@@ -16,6 +16,7 @@ from django.utils import timezone
 from batchserver.errors import Conflict, Invalid, NotFound
 from batchserver.models import ApiKey
 from curation.models import Event, Judgement, Record, labels_list, labels_text
+from curation.services.building import search_text
 
 REVIEW_FIELDS = ("rating", "thumb", "labels", "correction", "gold", "status", "note")
 JUDGED = ("rating", "thumb", "status")
@@ -142,7 +143,8 @@ def _save(record: Record, version: int, actor: str, changed: dict[str, Any], now
     ]
     stored = dict(changed)
     if "correction" in changed:
-        stored.update(corrected_by=actor, corrected_at=now)
+        search = search_text(record.messages, record.answer, changed["correction"])
+        stored.update(corrected_by=actor, corrected_at=now, search=search)
     if changed.keys() & set(JUDGED):
         stored.update(reviewed_by=actor, reviewed_at=now)
     if not record.apply(version, stored):
