@@ -89,7 +89,16 @@ def position(flt: RecordFilter, record_id: int | None, owner: ApiKey | None = No
         record = records.order_by("id").first()
     if record is None:
         return Position(None, 0, 0, None, None)
-    counts = records.aggregate(total=Count("id"), before=Count("id", filter=Q(id__lt=record.pk)))
+    if flt.dataset is not None and flt == RecordFilter(dataset=flt.dataset) and owner is None:
+        # The dataset alone: its memberships answer from their index, no join with records.
+        members = Membership.objects.filter(dataset_id=flt.dataset)
+        counts = members.aggregate(
+            total=Count("id"), before=Count("id", filter=Q(record_id__lt=record.pk))
+        )
+    else:
+        counts = records.aggregate(
+            total=Count("id"), before=Count("id", filter=Q(id__lt=record.pk))
+        )
     previous_id = (
         records.filter(id__lt=record.pk).order_by("-id").values_list("id", flat=True).first()
     )
