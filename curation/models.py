@@ -76,7 +76,7 @@ class RecordQuerySet(models.QuerySet):
     def matching(self, text: str) -> RecordQuerySet:
         """Records whose prompt, answer or correction contains ``text`` (any case); on
         PostgreSQL a trigram index answers it."""
-        return self.filter(search__contains=text.lower())
+        return self.filter(content__search__contains=text.lower())
 
     def with_label(self, label: str) -> RecordQuerySet:
         return self.filter(labels__contains=f"{LABEL_SEP}{label}{LABEL_SEP}")
@@ -111,15 +111,11 @@ class Record(models.Model):
     request_row = models.BigIntegerField(null=True, blank=True, help_text="The batch's row id.")
     custom_id = models.CharField(max_length=200, blank=True)
     model = models.CharField(max_length=200, blank=True, db_index=True)
-    messages = models.JSONField(help_text="The prompt: chat messages.")
-    prompt = models.TextField(blank=True, help_text="The prompt's messages as text (search).")
-    answer = models.TextField(blank=True)
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
     batch_deleted = models.BooleanField(default=False)
     prompt_hash = models.CharField(max_length=32, blank=True, db_index=True)
     content_hash = models.CharField(max_length=32, blank=True, help_text="prompt + answer")
-    search = models.TextField(blank=True, help_text="Lower-case prompt, answer and correction.")
     # Review state. Not indexed on purpose: a bulk action then rewrites 50,000 rows in place
     # (HOT updates, no index entry per row); filters narrow by dataset first.
     rating = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -152,6 +148,19 @@ class Record(models.Model):
     def __str__(self) -> str:
         return f"record {self.pk} ({self.custom_id or self.source})"
 
+    # The content lives in RecordContent (see there); these read it.
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return self.content.messages
+
+    @property
+    def prompt(self) -> str:
+        return self.content.prompt
+
+    @property
+    def answer(self) -> str:
+        return self.content.answer
+
     @property
     def label_list(self) -> list[str]:
         return labels_list(self.labels)
@@ -171,6 +180,28 @@ class Record(models.Model):
                 setattr(self, name, value)
             self.version = version + 1
         return bool(updated)
+
+
+class RecordContent(models.Model):
+    """What a record says: the prompt and the answer, and the text the filter searches.
+
+    Apart from ``Record`` on purpose: a bulk action rewrites 50,000 narrow review rows, never
+    these wide ones nor their trigram index; they change only when a correction does (search).
+    """
+
+    record = models.OneToOneField(
+        Record, on_delete=models.CASCADE, primary_key=True, related_name="content"
+    )
+    messages = models.JSONField(help_text="The prompt: chat messages.")
+    prompt = models.TextField(blank=True, help_text="The prompt's messages as text.")
+    answer = models.TextField(blank=True)
+    search = models.TextField(blank=True, help_text="Lower-case prompt, answer and correction.")
+
+    def __str__(self) -> str:
+        return f"content of record {self.record_id}"
+
+
+CONTENT_FIELDS = ("messages", "prompt", "answer", "search")
 
 
 class Membership(models.Model):

@@ -82,11 +82,12 @@ class Position:
 def position(flt: RecordFilter, record_id: int | None, owner: ApiKey | None = None) -> Position:
     """The record ``record_id`` (else the first of the selection) and its neighbours."""
     records = select(flt, owner)
+    with_content = records.select_related("content")
     record = None
     if record_id is not None:
-        record = records.filter(pk=record_id).first()
+        record = with_content.filter(pk=record_id).first()
     if record is None:
-        record = records.order_by("id").first()
+        record = with_content.order_by("id").first()
     if record is None:
         return Position(None, 0, 0, None, None)
     if flt.dataset is not None and flt == RecordFilter(dataset=flt.dataset) and owner is None:
@@ -204,7 +205,11 @@ def histogram(values: list[int], buckets: int = 10) -> tuple[list[str], list[flo
 
 def lengths(records: RecordQuerySet) -> tuple[list[int], list[int]]:
     """Answer lengths (characters) and output tokens of every record."""
-    rows = records.order_by().annotate(chars=Length("answer")).values_list("chars", "output_tokens")
+    rows = (
+        records.order_by()
+        .annotate(chars=Length("content__answer"))
+        .values_list("chars", "output_tokens")
+    )
     chars, tokens = [], []
     for c, t in rows.iterator(chunk_size=5000):
         chars.append(c or 0)
@@ -229,9 +234,9 @@ def labels_over_time(records: RecordQuerySet) -> dict[str, list[tuple[date, int]
 
 def worst_rated(records: RecordQuerySet, limit: int = 10) -> list[Record]:
     return list(
-        records.filter(Q(rating__isnull=False) | Q(thumb=-1)).order_by("rating", "thumb", "id")[
-            :limit
-        ]
+        records.filter(Q(rating__isnull=False) | Q(thumb=-1))
+        .select_related("content")
+        .order_by("rating", "thumb", "id")[:limit]
     )
 
 

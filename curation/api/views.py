@@ -204,7 +204,7 @@ class RecordsView(CurationView):
     def get(self, request):
         flt = RecordFilter.from_params(request.query_params)
         limit = parse_limit(request.query_params.get("limit"), 20, 100)
-        records = select(flt, self.owner()).order_by("id")
+        records = select(flt, self.owner()).select_related("content").order_by("id")
         after = request.query_params.get("after")
         if after:
             if not after.isdigit():

@@ -68,13 +68,6 @@ def record_values(
     }
 
 
-def new_record(
-    messages: list[dict[str, Any]], answer: str, *, source: str, **fields: Any
-) -> Record:
-    """An unsaved record with its search text and hashes filled in."""
-    return Record(**record_values(messages, answer, source=source, **fields))
-
-
 def records_from_batch(batch_id: str) -> Iterator[dict[str, Any]]:
     """The fields of one new record per answered line of a batch, in input order (streamed):
     plain dicts, no model instance per row."""
@@ -114,7 +107,7 @@ class InvalidUpload(Invalid):
         self.line_errors = line_errors
 
 
-def _upload_record(obj: Any, number: int) -> Record | str:
+def _upload_record(obj: Any, number: int) -> dict[str, Any] | str:
     """A record from one upload line, or why the line is not one.
 
     A line is ``{"messages": [...], "answer": "...", "model"?, "custom_id"?}``, or a
@@ -136,7 +129,7 @@ def _upload_record(obj: Any, number: int) -> Record | str:
     for name in ("model", "custom_id"):
         if obj.get(name) is not None and not isinstance(obj.get(name), str):
             return f"'{name}' must be a string when given"
-    return new_record(
+    return record_values(
         messages,
         answer,
         source=Record.Source.UPLOAD,
@@ -145,9 +138,9 @@ def _upload_record(obj: Any, number: int) -> Record | str:
     )
 
 
-def records_from_upload(lines: Iterable[bytes], max_lines: int) -> list[Record]:
+def records_from_upload(lines: Iterable[bytes], max_lines: int) -> list[dict[str, Any]]:
     """Every record of an uploaded JSONL; ``InvalidUpload`` naming each bad line, else nothing."""
-    records: list[Record] = []
+    records: list[dict[str, Any]] = []
     errors: list[tuple[int, str]] = []
     for number, raw in enumerate(lines, 1):
         if number > max_lines:

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import IO, Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Count, Min
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -19,7 +19,14 @@ from batchserver.errors import Conflict, Invalid, NotFound
 from batchserver.models import ApiKey
 from benchmarks import services as benchmarks
 from curation.filters import RecordFilter, select
-from curation.models import Dataset, Membership, Record, RecordQuerySet
+from curation.models import (
+    CONTENT_FIELDS,
+    Dataset,
+    Membership,
+    Record,
+    RecordContent,
+    RecordQuerySet,
+)
 from curation.services import building
 from jobs.services import results
 
@@ -159,36 +166,69 @@ def _copy_value(value: Any) -> str:
     return text
 
 
-def _copy_records(rows: list[dict[str, Any]]) -> None:
-    """PostgreSQL: COPY the records in as text, with no model instance or parameter quoting
-    per row (50,000 records in seconds)."""
-    fields = [f for f in Record._meta.concrete_fields if not f.primary_key]
+def _copy(model: type[models.Model], rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL: COPY rows in as text, no model instance or parameter quoting per row."""
+    fields = list(model._meta.concrete_fields)
     defaults = {f.attname: f.get_default() for f in fields}
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     names = [f.attname for f in fields]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     text = "".join(
         "\t".join(_copy_value(row[n] if n in row else defaults[n]) for n in names) + "\n"
         for row in rows
     )
     with connection.cursor() as cursor:
-        with cursor.copy(f"COPY {Record._meta.db_table} ({columns}) FROM STDIN") as copy:
+        with cursor.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as copy:
             copy.write(text)
 
 
-def _insert_records(rows: list[dict[str, Any]]) -> None:
-    if connection.vendor == "postgresql":
-        try:
-            with transaction.atomic():
-                _copy_records(rows)
-            return
-        except IntegrityError:  # another import of the same batch got there first
-            pass
-    Record.objects.bulk_create((Record(**row) for row in rows), ignore_conflicts=True)
+def _split(row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    record = {k: v for k, v in row.items() if k not in CONTENT_FIELDS}
+    return record, {k: row[k] for k in CONTENT_FIELDS}
+
+
+def insert_records(rows: list[dict[str, Any]]) -> list[int]:
+    """Write new records and their content (one transaction); returns their ids.
+
+    PostgreSQL: ids are taken from the sequence first, then both tables are COPYed (50,000
+    records in seconds). Elsewhere: two bulk INSERTs.
+    """
+    if not rows:
+        return []
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                    [Record._meta.db_table, len(rows)],
+                )
+                ids = [i for (i,) in cursor.fetchall()]
+            records, contents = [], []
+            for record_id, row in zip(ids, rows, strict=True):
+                record, content = _split(row)
+                records.append({**record, "id": record_id})
+                contents.append({**content, "record_id": record_id})
+            _copy(Record, records)
+            _copy(RecordContent, contents)
+            return ids
+        made = Record.objects.bulk_create(Record(**_split(row)[0]) for row in rows)
+        RecordContent.objects.bulk_create(
+            RecordContent(record_id=r.pk, **_split(row)[1])
+            for r, row in zip(made, rows, strict=True)
+        )
+        return [r.pk for r in made]
 
 
 def _save_slice(dataset: Dataset, rows: list[dict[str, Any]]) -> None:
     with transaction.atomic():
-        _insert_records(rows)
+        try:
+            with transaction.atomic():
+                insert_records(rows)
+        except IntegrityError:  # another import of the same batch wrote some of them first
+            batch_ids = {row["batch_id"] for row in rows}
+            known = set(
+                Record.objects.filter(batch_id__in=batch_ids).values_list("batch_id", "custom_id")
+            )
+            insert_records([r for r in rows if (r["batch_id"], r["custom_id"]) not in known])
         Dataset.objects.filter(pk=dataset.pk).update(task_done=dataset.task_done + len(rows))
     dataset.task_done += len(rows)
 
@@ -231,12 +271,14 @@ def create_dataset_from_upload(
 ) -> Dataset:
     """A dataset from an uploaded JSONL (every bad line named; nothing saved then)."""
     name = _check_name(name)
-    records = building.records_from_upload(lines, upload_max_lines())
+    rows = building.records_from_upload(lines, upload_max_lines())
     with transaction.atomic():
         dataset = create_dataset(name, owner=owner, created_by=created_by, description=description)
-        created = Record.objects.bulk_create(records, batch_size=SLICE)
+        ids = []
+        for start in range(0, len(rows), SLICE):
+            ids.extend(insert_records(rows[start : start + SLICE]))
         Membership.objects.bulk_create(
-            (Membership(dataset=dataset, record=r) for r in created), batch_size=SLICE
+            (Membership(dataset=dataset, record_id=i) for i in ids), batch_size=SLICE
         )
     return dataset
 

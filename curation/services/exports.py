@@ -90,7 +90,7 @@ def selection(dataset: Dataset, only: str, split: str = "") -> RecordQuerySet:
 
 
 def _stream(records: RecordQuerySet) -> Iterator[Record]:
-    return records.iterator(chunk_size=READ_SLICE)
+    return records.select_related("content").iterator(chunk_size=READ_SLICE)
 
 
 def _lines(fmt: str, records: RecordQuerySet, k: int, counts: dict[str, int]) -> Iterator[bytes]:

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from batchserver.errors import Conflict, Invalid, NotFound
 from batchserver.models import ApiKey
-from curation.models import Event, Judgement, Record, labels_list, labels_text
+from curation.models import Event, Judgement, Record, RecordContent, labels_list, labels_text
 from curation.services.building import search_text
 
 REVIEW_FIELDS = ("rating", "thumb", "labels", "correction", "gold", "status", "note")
@@ -40,7 +40,9 @@ class StaleRecord(Conflict):
 
 def get_record(record_id: object, owner: ApiKey | None = None) -> Record:
     try:
-        return Record.objects.visible_to(owner).get(pk=int(str(record_id)))
+        return (
+            Record.objects.visible_to(owner).select_related("content").get(pk=int(str(record_id)))
+        )
     except (Record.DoesNotExist, ValueError):
         raise NotFound("record", str(record_id), param="record_id") from None
 
@@ -143,12 +145,14 @@ def _save(record: Record, version: int, actor: str, changed: dict[str, Any], now
     ]
     stored = dict(changed)
     if "correction" in changed:
-        search = search_text(record.messages, record.answer, changed["correction"])
-        stored.update(corrected_by=actor, corrected_at=now, search=search)
+        stored.update(corrected_by=actor, corrected_at=now)
     if changed.keys() & set(JUDGED):
         stored.update(reviewed_by=actor, reviewed_at=now)
     if not record.apply(version, stored):
         raise StaleRecord(Record.objects.get(pk=record.pk), version)
+    if "correction" in changed:
+        search = search_text(record.messages, record.answer, changed["correction"])
+        RecordContent.objects.filter(pk=record.pk).update(search=search)
     Event.objects.bulk_create(events)
 
 

@@ -52,7 +52,13 @@ def score_dataset(dataset_id: int) -> Dataset | None:
     ids = list(dataset.memberships.order_by("record_id").values_list("record_id", flat=True))
     try:
         for start in range(0, len(ids), SLICE):
-            score_records(list(Record.objects.filter(id__in=ids[start : start + SLICE])))
+            score_records(
+                list(
+                    Record.objects.select_related("content").filter(
+                        id__in=ids[start : start + SLICE]
+                    )
+                )
+            )
             Dataset.objects.filter(pk=dataset_id).update(task_done=min(len(ids), start + SLICE))
     except Exception as exc:
         Dataset.objects.filter(pk=dataset_id).update(task="", task_error=str(exc)[:2000])
