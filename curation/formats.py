@@ -32,7 +32,8 @@ def chat_messages(record: Record) -> list[dict[str, str]] | None:
     turn fine-tuning cannot take (a tool call, an image)."""
     out = []
     for message in record.messages:
-        role = ROLE_ALIASES.get(message.get("role"), message.get("role"))
+        role = str(message.get("role"))
+        role = ROLE_ALIASES.get(role, role)
         content = _content(message.get("content"))
         if role not in FINETUNE_ROLES or content is None:
             return None
