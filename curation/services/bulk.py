@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import Case, CharField, DateTimeField, F, Q, TextField, Value, When
 from django.db.models.functions import Cast, Concat, Replace
@@ -96,5 +97,8 @@ def bulk_action(
     with transaction.atomic():
         # The rows to change, fixed once: the events and the update see the same set.
         ids = Record.objects.filter(id__in=records.values("id"))
-        _record_events(ids, field, event_after, actor, now)
+        try:
+            _record_events(ids, field, event_after, actor, now)
+        except EmptyResultSet:  # the filter can select nothing (a key without datasets)
+            return 0
         return ids.update(**{field: new}, version=F("version") + 1, **stamp)

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import IO, Any
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Count, Min
 from django.utils import timezone
@@ -67,7 +68,10 @@ def create_dataset(
 def add_members(dataset: Dataset, records: RecordQuerySet) -> int:
     """Put every record ``records`` selects into ``dataset`` in one INSERT … SELECT (records
     already in it are skipped); returns how many were added."""
-    sql, params = records.order_by().values_list("id").query.sql_with_params()
+    try:
+        sql, params = records.order_by().values_list("id").query.sql_with_params()
+    except EmptyResultSet:  # the selection is empty by construction
+        return 0
     before = dataset.memberships.count()
     with connection.cursor() as cursor:
         cursor.execute(
