@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "jobs",
     "plugins",
     "benchmarks",
+    "curation",
 ]
 
 MIDDLEWARE = [
@@ -344,3 +345,6 @@ elif STORAGE_BACKEND != "local":
 # record carries the correlation id of its API request or batch (see docs/operations.md).
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
 LOGGING = logging_config(LOG_FORMAT, env.str("LOG_LEVEL", default="INFO"))
+
+# Curation (docs/curation.md): the most lines an uploaded JSONL dataset may have.
+CURATION_UPLOAD_MAX_LINES = env.int("CURATION_UPLOAD_MAX_LINES", default=50_000)

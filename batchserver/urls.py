@@ -23,12 +23,14 @@ urlpatterns = [
     path("v1/", include("jobs.api.urls")),
     path("v1/", include("models_registry.api.urls")),
     path("v1/", include("benchmarks.api.urls")),  # staff only (session), never an API key
+    path("v1/", include("curation.api.urls")),  # API keys (own datasets) and staff sessions
     re_path(r"^v1/(?P<rest>.*)$", api_not_found),
     path("", include("jobs.urls")),  # operator pages, staff-only
     path("", include("plugins.urls")),  # /plugins and the pages plugins contribute
     path("api/", include("plugins.api.urls")),  # the plugins' staff API
     path("", include("benchmarks.pages.urls")),  # /benchmark-runner, /model-comparison
     path("", include("benchmarks.api.admin_urls")),  # /admin/benchmarks/…, before the admin
+    path("", include("curation.urls")),  # /workbench, /curation, /enhanced-workbench
     # The operator pages' first home, inside the admin: kept as redirects.
     re_path(r"^admin/ops/(?P<rest>.*?)/?$", RedirectView.as_view(url="/%(rest)s", permanent=True)),
     path("admin/", admin.site.urls),
