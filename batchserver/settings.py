@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "jobs",
     "plugins",
     "benchmarks",
+    "operations",
 ]
 
 MIDDLEWARE = [
@@ -339,6 +340,19 @@ if STORAGE_BACKEND == "s3":
     }
 elif STORAGE_BACKEND != "local":
     raise ImproperlyConfigured(f"STORAGE_BACKEND={STORAGE_BACKEND!r}: use local or s3")
+
+# --- Operator console (docs/console.md) ------------------------------------------------------
+# Each process re-reads the settings changed on /settings at most this often (seconds).
+LIVE_SETTINGS_SECONDS = env.float("LIVE_SETTINGS_SECONDS", default=2.0)
+# Purge prompts and answers of batches finished more than this many days ago (daily and with
+# `manage.py purge_batches`); 0 keeps them forever. Changeable on /settings.
+BATCH_RETENTION_DAYS = env.int("BATCH_RETENTION_DAYS", default=0)
+# Webhook of batches whose own request and key name none ("" = none). Changeable on /settings.
+DEFAULT_WEBHOOK_URL = env.str("DEFAULT_WEBHOOK_URL", default="")
+# The log store behind /logs: lines kept (the oldest deleted beyond), and how often each process
+# writes its buffered lines (0: never by itself, for tests).
+LOG_STORE_MAX_LINES = env.int("LOG_STORE_MAX_LINES", default=100_000)
+LOG_STORE_FLUSH_SECONDS = env.float("LOG_STORE_FLUSH_SECONDS", default=1.0)
 
 # Structured logs: "json" (one object per line, the default unless DEBUG) or "plain"; every
 # record carries the correlation id of its API request or batch (see docs/operations.md).
