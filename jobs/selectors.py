@@ -16,8 +16,8 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from batchserver.models import ApiKey
-from jobs.models import Batch, BatchChunk, BatchRequest, File, Worker
+from batchserver.models import ApiKey, AuditEntry, LogLine
+from jobs.models import Batch, BatchChunk, BatchRequest, File, WebhookDelivery, Worker
 from jobs.services.scheduling import remaining_output_tokens
 from jobs.worker import kinds
 from jobs.worker.control import restart_requests
@@ -376,4 +376,17 @@ def batch_detail(batch: Batch) -> dict[str, Any]:
         "per_worker": per_worker,
         "failed_requests": failed,
         "throughput": throughput(batch),
+        "webhook_deliveries": list(
+            WebhookDelivery.objects.filter(batch=batch).order_by("-created_at")[:20]
+        ),
+        "log_lines": batch_log_lines(batch),
+        "audit_entries": list(AuditEntry.objects.about(batch.pk)[:20]),
     }
+
+
+def batch_log_lines(batch: Batch, limit: int = 100) -> list[LogLine]:
+    """The batch's recent log lines: those carrying its correlation id, oldest first."""
+    if not batch.correlation_id:
+        return []
+    lines = LogLine.objects.filter(correlation_id=batch.correlation_id).order_by("-id")[:limit]
+    return list(reversed(lines))
