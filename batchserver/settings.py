@@ -146,7 +146,7 @@ LOGIN_URL = "admin:login"
 
 # --- Production hardening (all on unless DEBUG) ---------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^metrics$", r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^metrics$", r"^healthz$", r"^health$"]
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https")
     if env.bool("USE_X_FORWARDED_PROTO", default=False)

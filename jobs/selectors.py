@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from batchserver.models import ApiKey, AuditEntry, LogLine
@@ -390,3 +390,65 @@ def batch_log_lines(batch: Batch, limit: int = 100) -> list[LogLine]:
         return []
     lines = LogLine.objects.filter(correlation_id=batch.correlation_id).order_by("-id")[:limit]
     return list(reversed(lines))
+
+
+# --- totals (the console's dashboard samples these every minute) ----------------------------
+
+
+def totals() -> dict[str, Any]:
+    """Queue depth and running totals over every batch, in one GROUP BY; workers and GPUs.
+
+    Counters only grow (requests answered, tokens), so two samples a minute apart give rates.
+    """
+    rows = Batch.objects.values("status").annotate(
+        n=Count("id"),
+        completed=Sum("request_completed"),
+        failed=Sum("request_failed"),
+        total=Sum("request_total"),
+        output_tokens=Sum("output_tokens"),
+        input_tokens=Sum("input_tokens"),
+    )
+    out: dict[str, Any] = {
+        "queued_batches": 0,
+        "running_batches": 0,
+        "pending_requests": 0,
+        "requests_completed": 0,
+        "requests_failed": 0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+    }
+    for row in rows:
+        if row["status"] == S.IN_PROGRESS:
+            out["running_batches"] += row["n"]
+        elif row["status"] in Batch.ACTIVE:
+            out["queued_batches"] += row["n"]
+        if row["status"] in Batch.ACTIVE:
+            out["pending_requests"] += (
+                (row["total"] or 0) - (row["completed"] or 0) - (row["failed"] or 0)
+            )
+        out["requests_completed"] += row["completed"] or 0
+        out["requests_failed"] += row["failed"] or 0
+        out["input_tokens"] += row["input_tokens"] or 0
+        out["output_tokens"] += row["output_tokens"] or 0
+    alive = [w for w in Worker.objects.recent() if w.is_alive]
+    out["workers_alive"] = len(alive)
+    out["loaded_models"] = sorted({w.loaded_model for w in alive if w.loaded_model})
+    out["gpus"] = [
+        {"worker": w.worker_id, **device}
+        for w in alive
+        for device in (w.gpu or {}).get("devices", [])
+    ]
+    return out
+
+
+def recent_durations(limit: int = 200) -> list[tuple[datetime, float, str]]:
+    """(ended at, seconds from creation to end, batch id) of the last finished batches."""
+    found = Batch.objects.finished().with_ended_at().filter(ended__isnull=False)
+    rows = found.order_by("-ended").values_list("ended", "created_at", "id")[:limit]
+    return [(ended, (ended - created).total_seconds(), pk) for ended, created, pk in rows]
+
+
+def correlation_of(batch_id: str) -> str | None:
+    """The correlation id of a batch (its log lines carry it), or None for no such batch."""
+    found = Batch.objects.filter(pk=batch_id).values_list("correlation_id", flat=True).first()
+    return found
