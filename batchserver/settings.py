@@ -186,7 +186,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "OpenAI-compatible Files, Batches and Models API for self-hosted batch inference on vLLM. "
         "Point the official `openai` SDK at `/v1` with an API key from "
-        "`python manage.py create_api_key`."
+        "`python manage.py create_api_key`. Operators logged in to the admin can browse every "
+        "key's objects read-only in the [browsable API](/api/browse/) and run the server from "
+        "the [console](/)."
     ),
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,

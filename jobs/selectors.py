@@ -452,3 +452,43 @@ def correlation_of(batch_id: str) -> str | None:
     """The correlation id of a batch (its log lines carry it), or None for no such batch."""
     found = Batch.objects.filter(pk=batch_id).values_list("correlation_id", flat=True).first()
     return found
+
+
+# --- every key's objects, read-only, for staff (the browsable API at /api/browse/) ----------
+
+
+def _with_owner(obj: Any, data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "owner": obj.owner.name, "owner_prefix": obj.owner.prefix}
+
+
+def staff_batches(status: str = "", limit: int = 100) -> list[dict[str, Any]]:
+    """Every key's batches, newest first, as the API shows them plus their owner."""
+    rows = Batch.objects.select_related("owner").order_by("-created_at", "-id")
+    if status:
+        rows = rows.filter(status=status)
+    return [_with_owner(b, b.as_openai()) for b in rows[:limit]]
+
+
+def staff_batch(batch_id: str) -> dict[str, Any] | None:
+    found = Batch.objects.select_related("owner").filter(pk=batch_id).first()
+    if found is None:
+        return None
+    detail = {
+        "purge_state": found.purge_state or None,
+        "priority": found.priority,
+        "paused": found.paused,
+        "correlation_id": found.correlation_id,
+    }
+    return _with_owner(found, {**found.as_openai(), **detail})
+
+
+def staff_files(limit: int = 100) -> list[dict[str, Any]]:
+    rows = File.objects.select_related("owner").order_by("-created_at")[:limit]
+    return [_with_owner(f, f.as_openai()) for f in rows]
+
+
+def staff_webhooks(status: str = "", limit: int = 100) -> list[dict[str, Any]]:
+    rows = WebhookDelivery.objects.select_related("batch").order_by("-created_at")
+    if status:
+        rows = rows.filter(status=status)
+    return [d.as_api() for d in rows[:limit]]

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import path
 from django_prometheus import exports
 
-from operations import views
+from operations import api, views
 
 app_name = "console"
 
@@ -22,5 +22,11 @@ urlpatterns = [
     path("logs", staff(views.logs), name="logs"),
     path("health", views.health_view, name="health"),
     path("healthz", views.health_view, name="healthz"),
+    path("api/browse/", api.Root.as_view(), name="browse"),
+    path("api/browse/batches", api.Batches.as_view(), name="browse-batches"),
+    path("api/browse/batches/<str:batch_id>", api.BatchDetail.as_view(), name="browse-batch"),
+    path("api/browse/files", api.Files.as_view(), name="browse-files"),
+    path("api/browse/webhooks", api.Webhooks.as_view(), name="browse-webhooks"),
+    path("api/browse/workers", api.Workers.as_view(), name="browse-workers"),
     path("metrics", views.metrics_for_browsers(exports.ExportToDjangoView), name="metrics"),
 ]

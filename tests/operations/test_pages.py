@@ -192,3 +192,39 @@ def test_gpu_figures_are_prometheus_series(db):
     text = Client().get("/metrics").content.decode()
     assert 'batch_gpu_temperature_celsius{gpu="0",worker="gpu:7"} 61.0' in text
     assert 'batch_gpu_memory_used_bytes{gpu="0",worker="gpu:7"} 2048.0' in text
+
+
+def test_the_browsable_api_shows_staff_every_keys_objects_read_only(
+    staff_client, validated_batch, other_key, api_key
+):
+    mine, theirs = validated_batch(lines=1), validated_batch(lines=1, key=other_key[0])
+
+    listed = staff_client.get("/api/browse/batches", headers={"Accept": "application/json"})
+    ids = {b["id"]: b["owner"] for b in listed.json()["data"]}
+    assert ids == {mine.pk: "test", theirs.pk: "other"}
+
+    html = staff_client.get("/api/browse/batches", headers={"Accept": "text/html"})
+    assert b"/static/rest_framework/" in html.content and theirs.pk.encode() in html.content
+    one = staff_client.get(
+        f"/api/browse/batches/{theirs.pk}", headers={"Accept": "application/json"}
+    )
+    assert one.json()["owner"] == "other"
+    missing = staff_client.get(
+        "/api/browse/batches/batch_nope", headers={"Accept": "application/json"}
+    )
+    assert missing.status_code == 404 and missing.json()["error"]["param"] == "batch_id"
+
+    # read-only, even with CSRF
+    refused = staff_client.post(
+        "/api/browse/batches", {}, headers={"X-CSRFToken": csrf_token(staff_client)}
+    )
+    assert refused.status_code == 405
+    # an API key does not open it, and an anonymous visitor is not let in
+    key_client = Client(headers={"Authorization": f"Bearer {api_key[1]}"})
+    assert key_client.get("/api/browse/batches").status_code in (401, 403)
+    assert Client().get("/api/browse/").status_code in (401, 403)
+
+
+def test_the_openapi_docs_link_to_the_browsable_api(db):
+    schema = Client().get("/api/schema/", headers={"Accept": "application/json"})
+    assert "/api/browse/" in schema.content.decode()
