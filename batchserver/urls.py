@@ -1,6 +1,5 @@
 """Root URLs: the OpenAI-compatible API under /v1, the console, the admin, the API docs, metrics."""
 
-from django.apps import apps
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
@@ -33,11 +32,12 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("", include("django_prometheus.urls")),
 ]
-# A console page whose app is not installed says so (batchserver/console.py), never a 404.
+# A console page whose app is not installed (or does not serve it yet) says so
+# (batchserver/console.py), never a 404: these come last, so an app's own page wins.
 urlpatterns += [
     path(page.path, console.not_installed, {"page": page.path})
     for page in console.PAGES
-    if page.app and not apps.is_installed(page.app)
+    if page.app
 ]
 
 # A database outage noticed outside a view (session middleware) is a 503 too.
