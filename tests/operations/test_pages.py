@@ -228,3 +228,38 @@ def test_the_browsable_api_shows_staff_every_keys_objects_read_only(
 def test_the_openapi_docs_link_to_the_browsable_api(db):
     schema = Client().get("/api/schema/", headers={"Accept": "application/json"})
     assert "/api/browse/" in schema.content.decode()
+
+
+def test_the_grafana_dashboard_only_uses_series_metrics_serves(db, settings):
+    import json
+    import re
+    from pathlib import Path
+
+    Worker.objects.create(
+        worker_id="gpu:9",
+        hostname="gpu",
+        pid=9,
+        gpu={
+            "devices": [
+                {
+                    "index": 0,
+                    "memory_used_bytes": 1,
+                    "memory_total_bytes": 2,
+                    "utilization_percent": 3,
+                    "temperature_celsius": 4,
+                }
+            ]
+        },
+    )
+    served = set(re.findall(r"^# TYPE (\w+)", Client().get("/metrics").content.decode(), re.M))
+    dashboard = json.loads((Path(settings.BASE_DIR) / "docs/grafana-dashboard.json").read_text())
+    used = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b(batch_\w+|django_\w+)", target["expr"])
+    }
+    # histogram and counter samples carry suffixes of their family's name
+    families = {re.sub(r"_(bucket|total|count|sum)$", "", name) for name in used}
+    missing = {f for f in families if not any(s == f or s.startswith(f) for s in served)}
+    assert not missing, missing
