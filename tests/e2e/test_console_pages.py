@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from batchserver import console
 from batchserver.models import AuditEntry
 from jobs.models import Batch
+from operations.models import MetricSample
 from tests.conftest import request_line
 from tests.e2e.conftest import start_batch, wait_for_batch
 
@@ -63,8 +66,36 @@ def test_anonymous_visitors_are_sent_to_the_login(page, watch):
     assert not watch.outside and not watch.script_errors
 
 
+def _an_hour_of_samples() -> None:
+    """An hour of dashboard samples as the minute schedule would have taken them."""
+    now = timezone.now()
+    MetricSample.objects.bulk_create(
+        MetricSample(
+            at=now - timedelta(minutes=60 - m),
+            queued_batches=(m * 7) % 5,
+            running_batches=1 + m % 2,
+            requests_completed=m * m * 40,
+            requests_failed=m * 2,
+            output_tokens=m * m * 1600,
+            workers_alive=2,
+            engine_loads=int(m % 20 == 0),
+            gpus=[
+                {
+                    "worker": "gpu-1:4242",
+                    "index": 0,
+                    "utilization_percent": 60 + (m * 13) % 35,
+                    "temperature_celsius": 55 + m % 12,
+                    "memory_used_bytes": (30 + m % 8) * 2**30,
+                }
+            ],
+        )
+        for m in range(61)
+    )
+
+
 def test_staff_see_every_page_without_errors_on_a_laptop_and_a_phone(admin_page, watch):
     page = admin_page
+    _an_hour_of_samples()
     console_errors: list[str] = []
     page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
     for url in URLS:
@@ -74,6 +105,9 @@ def test_staff_see_every_page_without_errors_on_a_laptop_and_a_phone(admin_page,
         if url != "/admin/":
             expect(page.locator(".console-nav")).to_be_visible()
         _shot(page, _name(url))
+        if url == "/dashboard":
+            expect(page.locator("svg#chart-tokens")).to_be_visible()
+            expect(page.locator("svg#chart-gpu-temperature_celsius")).to_be_visible()
     page.emulate_media(color_scheme="dark")
     page.goto("/dashboard")
     _shot(page, "dashboard-dark")
