@@ -205,6 +205,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--only", nargs="*", help="measure only these paths")
     args = parser.parse_args()
 
     env = _cluster.fake_env(
@@ -241,7 +242,7 @@ def main() -> None:
         client = login(base)
         results = {}
         print(f"{'page':45} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
-        for path in pages(ids):
+        for path in [p for p in pages(ids) if not args.only or p in args.only]:
             figures = measure(client, path, args.warmup, args.requests)
             results[path] = figures
             flag = "" if figures["p95"] <= LIMIT_MS else "  > 300 ms"

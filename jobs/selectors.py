@@ -25,7 +25,7 @@ from jobs.worker.queue import QueueEntry, queue_entries
 from models_registry.services import model_throughputs, seconds_for
 
 S = Batch.Status
-HISTORY_LIMIT = 200
+HISTORY_LIMIT = 100  # rows drawn by the history page (its filters narrow them)
 
 
 def _ts(value: datetime | None) -> int | None:

@@ -6,6 +6,8 @@ from batchserver.models import AuditEntry, LogLine, RuntimeSetting
 
 
 class ReadOnly(admin.ModelAdmin):
+    list_per_page = 50
+
     def has_add_permission(self, request, obj=None):
         return False
 

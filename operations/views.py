@@ -21,7 +21,7 @@ from batchserver.models import AuditEntry, LogLine
 from jobs import selectors
 from operations import config, health, samples
 
-LOG_LINES = 200
+LOG_LINES = 100
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 

@@ -132,3 +132,15 @@ def test_workers_are_in_the_admin(staff_client):
     Worker.objects.create(worker_id="gpu-2:11", hostname="gpu-2", pid=11)
     page = staff_client.get("/admin/jobs/worker/")
     assert page.status_code == 200 and b"gpu-2:11" in page.content
+
+
+def test_revoking_a_key_in_the_admin_is_audited(staff_client, other_key):
+    _post(
+        staff_client,
+        "/admin/batchserver/apikey/",
+        action="revoke_keys",
+        _selected_action=other_key[0].pk,
+        index=0,
+    )
+    entry = AuditEntry.objects.get(action="key.revoke")
+    assert (entry.actor, entry.target) == ("ops", other_key[0].prefix)
