@@ -129,8 +129,10 @@ def stored() -> dict[str, Any]:
     with _lock:
         try:
             rows = dict(RuntimeSetting.objects.values_list("name", "value"))
-        except DatabaseError:
-            return _cache  # no table yet (migrations), or the database is away: keep the last
+        except (DatabaseError, RuntimeError):
+            # No table yet (migrations), the database is away, or no database access is allowed
+            # here (a schema built at import in tests): the last values (or the environment's).
+            return _cache
         _cache, _read_at = rows, time.monotonic()
     return _cache
 
