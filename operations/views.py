@@ -69,17 +69,16 @@ WINDOWS = {"1": 1.0, "6": 6.0, "24": 24.0, "168": 168.0}
 MAX_POINTS = 120
 
 
-def _thin(items: list, limit: int = MAX_POINTS) -> list:
-    step = max(1, -(-len(items) // limit))
-    return items[::step] if step > 1 else items
-
-
-def _chart(series: dict[str, list], title: str, unit: str, chart_id: str):
+def _chart(
+    series: dict[str, list],
+    title: str,
+    unit: str,
+    chart_id: str,
+    empty: str = "no sample yet (one is taken every minute)",
+):
     if not any(series.values()):
         return charts.format_html(
-            '<p class="ops-empty" id="{}">{}: no sample yet (one is taken every minute).</p>',
-            chart_id,
-            title,
+            '<p class="ops-empty" id="{}">{}: {}.</p>', chart_id, title, empty
         )
     return charts.multi_line_chart(series, title=title, unit=unit, chart_id=chart_id)
 
@@ -92,15 +91,18 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     durations = selectors.recent_durations()
     gpu = {
         key: _chart(
-            {k: _thin(v) for k, v in samples.gpu_series(found, key).items()},
+            {
+                name: [(at, value / scale) for at, value in points]
+                for name, points in samples.gpu_series(found, key).items()
+            },
             title,
             unit,
             f"chart-gpu-{key}",
         )
-        for key, title, unit in (
-            ("utilization_percent", "GPU utilisation", "%"),
-            ("memory_used_bytes", "GPU memory in use", "bytes"),
-            ("temperature_celsius", "GPU temperature", "°C"),
+        for key, title, unit, scale in (
+            ("utilization_percent", "GPU utilisation", "%", 1),
+            ("memory_used_bytes", "GPU memory in use", "GiB", 2**30),
+            ("temperature_celsius", "GPU temperature", "°C", 1),
         )
     }
     ctx = {
@@ -140,6 +142,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                 "Batch durations (creation to end)",
                 "s",
                 "chart-durations",
+                "no finished batch yet",
             ),
             _chart(
                 {"workers": [(s.at, s.workers_alive) for s in found]},
