@@ -66,7 +66,7 @@ def hub(request: HttpRequest) -> HttpResponse:
 # --- dashboard -----------------------------------------------------------------------------
 
 WINDOWS = {"1": 1.0, "6": 6.0, "24": 24.0, "168": 168.0}
-MAX_POINTS = 120
+MAX_POINTS = 60  # per chart, whatever the window: a week costs what an hour does
 
 
 def _chart(

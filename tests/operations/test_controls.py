@@ -144,3 +144,11 @@ def test_revoking_a_key_in_the_admin_is_audited(staff_client, other_key):
     )
     entry = AuditEntry.objects.get(action="key.revoke")
     assert (entry.actor, entry.target) == ("ops", other_key[0].prefix)
+
+
+def test_the_admin_filters_batches_by_endpoint(staff_client, validated_batch):
+    batch = validated_batch(lines=1)
+    found = staff_client.get("/admin/jobs/batch/", {"endpoint": "/v1/chat/completions"})
+    assert found.status_code == 200 and batch.pk.encode() in found.content
+    other = staff_client.get("/admin/jobs/batch/", {"endpoint": "/v1/embeddings"})
+    assert other.status_code == 200 and batch.pk.encode() not in other.content
