@@ -157,7 +157,7 @@ def _healthy(url: str) -> Callable[[], bool]:
     def check() -> bool:
         try:
             with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-                return response.status == 200 and json.load(response) == {"status": "ok"}
+                return response.status == 200 and json.load(response)["status"] == "ok"
         except (OSError, urllib.error.URLError, ValueError):
             return False
 

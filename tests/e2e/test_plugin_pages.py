@@ -4,9 +4,9 @@ its form (the issue's end-to-end test), and Candidate Evaluator from its page to
 
 The fixtures are those of tests/e2e (same browser, server and rules; the live cluster is this
 package's, so it stops when the package's tests end): Debian's Chromium, no request may leave
-for another host, no script error, no 4xx/5xx, and the cluster's logs stay free of errors. The /plugins page's previews (our vendored script) render
-the plugin's component; the form previews the JSONL, submits, and the batch page follows the
-batch to ``completed``.
+for another host, no script error, no 4xx/5xx, and the cluster's logs stay free of errors. The
+/plugins page's previews (our vendored script) render the plugin's component; the form previews
+the JSONL, submits, and the batch page follows the batch to ``completed``.
 """
 
 from __future__ import annotations
