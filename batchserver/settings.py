@@ -350,6 +350,8 @@ LIVE_SETTINGS_SECONDS = env.float("LIVE_SETTINGS_SECONDS", default=2.0)
 # Purge prompts and answers of batches finished more than this many days ago (daily and with
 # `manage.py purge_batches`); 0 keeps them forever. Changeable on /settings.
 BATCH_RETENTION_DAYS = env.int("BATCH_RETENTION_DAYS", default=0)
+# Request rows the purge deletes per transaction (memory and lock time stay bounded by it).
+RETENTION_SLICE_ROWS = env.int("RETENTION_SLICE_ROWS", default=5_000)
 # Webhook of batches whose own request and key name none ("" = none). Changeable on /settings.
 DEFAULT_WEBHOOK_URL = env.str("DEFAULT_WEBHOOK_URL", default="")
 # The log store behind /logs: lines kept (the oldest deleted beyond), and how often each process

@@ -2,7 +2,7 @@
 
 A purged batch keeps its row — status, counts, tokens, times, file ids — so history, metrics
 and the API still answer for it; its request rows, chunks, webhook history and files (input,
-output, error) are deleted. Rows go in slices of ``SLICE_ROWS``, each slice its own short
+output, error) are deleted. Rows go in slices of ``RETENTION_SLICE_ROWS``, each its own short
 transaction on rows of a finished batch only, so memory stays bounded whatever the size and no
 worker's claim ever waits on the purge.
 
@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -27,7 +28,6 @@ from jobs.models import Batch, BatchChunk, BatchRequest, File, WebhookDelivery
 from jobs.services.files import delete_file
 
 logger = logging.getLogger(__name__)
-SLICE_ROWS = 5_000
 
 Progress = Callable[[int, int], None]  # (rows deleted so far, rows to delete in all)
 
@@ -81,11 +81,12 @@ def purge_batch(
 ) -> tuple[int, int]:
     """Delete one batch's rows in slices, then its chunks, webhooks and files; (rows, files)."""
     batch.start_purge()
+    slice_rows = max(1, int(settings.RETENTION_SLICE_ROWS))
     rows = 0
     total = done_before + BatchRequest.objects.filter(batch=batch).count()
     while True:
         ids = list(
-            BatchRequest.objects.filter(batch=batch).values_list("pk", flat=True)[:SLICE_ROWS]
+            BatchRequest.objects.filter(batch=batch).values_list("pk", flat=True)[:slice_rows]
         )
         if not ids:
             break

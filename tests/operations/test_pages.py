@@ -263,3 +263,11 @@ def test_the_grafana_dashboard_only_uses_series_metrics_serves(db, settings):
     families = {re.sub(r"_(bucket|total|count|sum)$", "", name) for name in used}
     missing = {f for f in families if not any(s == f or s.startswith(f) for s in served)}
     assert not missing, missing
+
+
+def test_the_hub_refreshes_only_its_live_part(staff_client, validated_batch):
+    validated_batch(lines=3)
+    part = staff_client.get("/", headers={"HX-Request": "true"}).content.decode()
+    assert part.lstrip().startswith('<div id="hub-status" hx-get="/"')
+    assert "0 queued" in part and "1 running, 3 requests pending" in part
+    assert "console-nav" not in part

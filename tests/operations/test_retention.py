@@ -59,8 +59,8 @@ def test_dry_run_counts_and_deletes_nothing(old_batch):
     assert BatchRequest.objects.filter(batch=batch).count() == 12
 
 
-def test_the_command_shows_progress_and_is_audited(old_batch, monkeypatch):
-    monkeypatch.setattr(retention, "SLICE_ROWS", 5)
+def test_the_command_shows_progress_and_is_audited(old_batch, settings):
+    settings.RETENTION_SLICE_ROWS = 5
     old_batch()
     out = io.StringIO()
 
@@ -77,10 +77,10 @@ def test_a_bad_age_is_refused(db):
         call_command("purge_batches", "--older-than", "a while")
 
 
-def test_a_purge_killed_midway_resumes_and_never_shows_complete(
-    old_batch, monkeypatch, staff_client
+def test_a_purge_interrupted_midway_resumes_and_never_shows_complete(
+    old_batch, settings, staff_client
 ):
-    monkeypatch.setattr(retention, "SLICE_ROWS", 5)
+    settings.RETENTION_SLICE_ROWS = 5
     batch = old_batch()
 
     class Killed(BaseException):
