@@ -55,7 +55,7 @@ INSTALLED_APPS = [
     "plugins",
     "benchmarks",
     "curation",
-    "operations",
+    "batchserver.operations",  # the console's own pages (label "operations")
 ]
 
 MIDDLEWARE = [

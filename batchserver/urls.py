@@ -19,7 +19,9 @@ urlpatterns = [
     path("v1/", include("benchmarks.api.urls")),  # staff only (session), never an API key
     path("v1/", include("curation.api.urls")),  # API keys (own datasets) and staff sessions
     re_path(r"^v1/(?P<rest>.*)$", api_not_found),
-    path("", include("operations.urls")),  # /, /dashboard, /settings, /config, /logs, /health
+    path(
+        "", include("batchserver.operations.urls")
+    ),  # /, /dashboard, /settings, /config, /logs, /health
     path("", include("jobs.urls")),  # operator pages, staff-only
     path("", include("plugins.urls")),  # /plugins and the pages plugins contribute
     path("api/", include("plugins.api.urls")),  # the plugins' staff API

@@ -21,8 +21,8 @@ from django.utils import timezone
 
 from batchserver import console
 from batchserver.models import AuditEntry
+from batchserver.operations.models import MetricSample
 from jobs.models import Batch
-from operations.models import MetricSample
 from tests.conftest import request_line
 from tests.e2e.conftest import start_batch, wait_for_batch
 

@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from batchserver import correlation, live, logstore
 from batchserver.models import AuditEntry
+from batchserver.operations import samples
+from batchserver.operations.models import MetricSample
 from jobs.models import Worker
-from operations import samples
-from operations.models import MetricSample
 from tests.conftest import csrf_token
 
 PAGES = ["/", "/dashboard", "/settings", "/config", "/logs"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from operations import samples
+from batchserver.operations import samples
 
 
 def sample_metrics() -> str:

@@ -2,7 +2,7 @@
 
 from django.db import migrations
 
-SCHEDULES = [("operations: sample metrics", "operations.tasks.sample_metrics", 1)]
+SCHEDULES = [("operations: sample metrics", "batchserver.operations.tasks.sample_metrics", 1)]
 
 
 def create(apps, schema_editor):

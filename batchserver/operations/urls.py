@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import path
 from django_prometheus import exports
 
-from operations import api, views
+from batchserver.operations import api, views
 
 app_name = "console"
 

@@ -18,8 +18,8 @@ from django.views.decorators.http import require_POST
 from batchserver import charts, console, live
 from batchserver.errors import DomainError
 from batchserver.models import AuditEntry, LogLine
+from batchserver.operations import config, health, samples
 from jobs import selectors
-from operations import config, health, samples
 
 LOG_LINES = 100
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

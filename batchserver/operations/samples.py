@@ -10,8 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from batchserver.models import LogLine
+from batchserver.operations.models import MetricSample
 from jobs import selectors
-from operations.models import MetricSample
 
 KEEP = timedelta(days=7)
 # The engine manager logs this when it starts loading a model (jobs/worker/engine/manager.py).
