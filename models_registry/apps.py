@@ -6,3 +6,11 @@ class ModelsRegistryConfig(AppConfig):
 
     name = "models_registry"
     verbose_name = "Model registry"
+
+    def ready(self) -> None:
+        from jobs import signals
+        from models_registry import receivers
+
+        signals.batch_status_changed.connect(
+            receivers.on_batch_status_changed, dispatch_uid="models_registry.batch_status"
+        )

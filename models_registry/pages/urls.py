@@ -1,0 +1,3 @@
+"""The registry pages at their console paths (staff only)."""
+
+urlpatterns: list = []
