@@ -88,3 +88,57 @@ def test_the_imports_part_refreshes_alone_while_an_import_runs(staff_client):
 def test_an_unknown_model_page_is_a_404_that_says_so(staff_client):
     response = staff_client.get("/models/nope")
     assert response.status_code == 404 and "No model named" in response.content.decode()
+
+
+def test_the_admin_checks_a_folder_before_saving(staff_client, model_folder):
+    (model_folder / "model.safetensors").unlink()
+    form = {
+        "name": "admin-broken",
+        "kind": "generate",
+        "path": str(model_folder),
+        "owned_by": "me",
+        "is_active": "on",
+        "created_at_0": "2026-12-02",
+        "created_at_1": "00:00:00",
+        "version": "1",
+        "origin": "added",
+        "dtype": "auto",
+        "tensor_parallel_size": "1",
+        "extra_args": "{}",
+        "csrfmiddlewaretoken": csrf_token(staff_client),
+    }
+    refused = staff_client.post("/admin/models_registry/model/add/", form)
+    assert refused.status_code == 200 and "has no weights" in refused.content.decode()
+    assert not Model.objects.filter(name="admin-broken").exists()
+
+
+def test_the_admin_adds_a_good_folder_and_tests_it_by_an_action(
+    staff_client, model_folder, django_capture_on_commit_callbacks
+):
+    form = {
+        "name": "admin-good",
+        "kind": "generate",
+        "path": str(model_folder),
+        "owned_by": "me",
+        "is_active": "on",
+        "created_at_0": "2026-12-02",
+        "created_at_1": "00:00:00",
+        "version": "1",
+        "origin": "added",
+        "dtype": "auto",
+        "tensor_parallel_size": "1",
+        "extra_args": "{}",
+        "csrfmiddlewaretoken": csrf_token(staff_client),
+    }
+    assert staff_client.post("/admin/models_registry/model/add/", form).status_code == 302
+    model = Model.objects.get(name="admin-good")
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post(
+            "/admin/models_registry/model/",
+            {
+                "action": "test_models",
+                "_selected_action": [model.pk],
+                "csrfmiddlewaretoken": csrf_token(staff_client),
+            },
+        )
+    assert model.tests.get().status == "passed"  # the fake engine answers any folder
