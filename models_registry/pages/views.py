@@ -184,7 +184,9 @@ def model_page(request: HttpRequest, name: str) -> HttpResponse:
         response.status_code = 404
         return response
     if request.headers.get("HX-Request") == "true" and request.method == "GET":
-        return _no_cache(render(request, "models_registry/_tests.html", _model_context(model)))
+        # The state card rides along out of band: a passed or failed test changes it.
+        context = {**_model_context(model), "oob": True}
+        return _no_cache(render(request, "models_registry/_tests.html", context))
     variant_form = None
     if request.method == "POST":
         try:
