@@ -158,7 +158,8 @@ def _fetch(job: ModelImport) -> Path:
     job.transition(S.DOWNLOADING)
     dest = hub_folder(job.source)
     dest.mkdir(parents=True, exist_ok=True)
-    return sources.download_snapshot(job.source, dest, _reporter(job))
+    endpoint = django_settings.MODELS_HUB_ENDPOINT or None
+    return sources.download_snapshot(job.source, dest, _reporter(job), endpoint=endpoint)
 
 
 def run_import(import_id: int) -> ModelImport | None:

@@ -170,7 +170,7 @@ def fake_hub(smollm2_folder: Path, fail_after_first_file: bool = False):
     reporting bytes as the real one does; optionally fails half-way (a dropped connection)."""
     calls: list[dict] = []
 
-    def download(repo_id: str, dest: Path, report) -> Path:
+    def download(repo_id: str, dest: Path, report, **options) -> Path:
         files = sorted(p for p in smollm2_folder.iterdir() if not p.name.startswith("."))
         total = sum(p.stat().st_size for p in files)
         present = [p.name for p in files if (dest / p.name).exists()]
@@ -241,21 +241,30 @@ def test_an_interrupted_download_fails_naming_the_model_and_resumes_on_retry(
 
 
 def test_an_unreachable_hub_gives_a_clear_error_naming_the_model(
-    staff_post, staff_client, settings, tmp_path, monkeypatch
+    staff_post, staff_client, settings, tmp_path
 ):
-    # given the real download function, and a hub nobody can reach (offline mode, as here)
+    # given the real download function, and a hub at an address where nothing listens
     settings.MODELS_DIR = tmp_path / "models"
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    settings.MODELS_HUB_ENDPOINT = "http://127.0.0.1:9"
 
     started = staff_post(ADD, {"source_kind": "hub", "source": "someorg/absent-model"}).json()
 
     status = staff_client.get(f"{ADD}/{started['id']}").json()
     assert status["status"] == "failed"
-    assert "Could not download 'someorg/absent-model' from the Hugging Face hub" in status["error"]
+    assert status["error"].startswith(
+        "someorg/absent-model: Could not download 'someorg/absent-model' from the Hugging Face hub"
+    )
     assert not added()
+
+
+def test_downloads_switched_off_by_the_operator_say_so(
+    staff_post, staff_client, settings, tmp_path, monkeypatch
+):
+    settings.MODELS_DIR = tmp_path / "models"
+    monkeypatch.setattr(sources, "OPERATOR_OFFLINE", True)
+    started = staff_post(ADD, {"source_kind": "hub", "source": "org/model"}).json()
+    status = staff_client.get(f"{ADD}/{started['id']}").json()
+    assert status["status"] == "failed" and "HF_HUB_OFFLINE=1" in status["error"]
 
 
 def test_an_import_under_way_reserves_its_name(staff_post, monkeypatch, smollm2_folder):
@@ -271,7 +280,7 @@ def test_an_import_whose_files_fail_the_checks_registers_nothing(
 ):
     settings.MODELS_DIR = tmp_path / "models"
 
-    def download(repo_id, dest, report):
+    def download(repo_id, dest, report, **options):
         copy_model_folder(smollm2_folder, dest / "x")
         (dest / "x" / "tokenizer.json").unlink()
         return dest / "x"
