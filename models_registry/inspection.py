@@ -2,9 +2,9 @@
 
 The architectures vLLM can serve are read from vLLM's own registry module without importing
 it: importing ``vllm.model_executor.models.registry`` costs 7–11 s on the test machine (it
-pulls in torch), while parsing the same file's dict literals with ``ast`` takes about 25 ms
-and yields the same 391 names (vLLM 0.32). The result is cached per process and per vLLM
-version. Without vLLM installed (a web host that never runs the engine) the architecture check
+pulls in torch), while parsing the same file's dict literals with ``ast`` takes 25–80 ms
+and yields the same 391 names (vLLM 0.32). The result is cached for the life of the process
+(a new vLLM needs a restart anyway). Without vLLM installed (a web host that never runs the engine) the architecture check
 is skipped and says so.
 """
 
@@ -95,7 +95,6 @@ def _keys(literals: dict[str, ast.Dict], name: str) -> set[str]:
     return keys
 
 
-@functools.cache
 def _architectures(path: str, version: str) -> Architectures:
     literals = _dict_literals(Path(path).read_text())
     retired: dict[str, str] = {}
@@ -112,8 +111,12 @@ def _architectures(path: str, version: str) -> Architectures:
     )
 
 
+@functools.cache
 def supported_architectures() -> Architectures | None:
-    """vLLM's architectures, read from its registry module (None when vLLM is absent)."""
+    """vLLM's architectures, read from its registry module (None when vLLM is absent).
+
+    Cached for the life of the process: a new vLLM needs a restart anyway.
+    """
     path = _vllm_registry_file()
     if path is None:
         return None
