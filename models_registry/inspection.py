@@ -4,8 +4,8 @@ The architectures vLLM can serve are read from vLLM's own registry module withou
 it: importing ``vllm.model_executor.models.registry`` costs 7–11 s on the test machine (it
 pulls in torch), while parsing the same file's dict literals with ``ast`` takes 25–80 ms
 and yields the same 391 names (vLLM 0.32). The result is cached for the life of the process
-(a new vLLM needs a restart anyway). Without vLLM installed (a web host that never runs the engine) the architecture check
-is skipped and says so.
+(a new vLLM needs a restart anyway). Without vLLM installed (a web host that never runs the
+engine) the architecture check is skipped and says so.
 """
 
 from __future__ import annotations
