@@ -151,6 +151,14 @@ def get_run(run_id: Any) -> Run:
         raise NotFound("benchmark run", str(run_id), param="run_id") from None
 
 
+def run_batch_ids(run_id: Any) -> list[str]:
+    """The ids of the batches a run started, in order (curation makes datasets of them)."""
+    run = get_run(run_id)
+    return list(
+        run.batches.exclude(batch_id="").order_by("position").values_list("batch_id", flat=True)
+    )
+
+
 @transaction.atomic
 def cancel_run(run: Run) -> Run:
     """Stop a run: its running batch is cancelled (finished answers kept), the rest never start."""

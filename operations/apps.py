@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class OperationsConfig(AppConfig):
+    """The operator console's own pages: hub, dashboard, settings, config, logs, health."""
+
+    name = "operations"
+    verbose_name = "Operations"
