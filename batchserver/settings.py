@@ -275,6 +275,9 @@ PLUGINS_MAX_CONSECUTIVE_FAILURES = env.int("PLUGINS_MAX_CONSECUTIVE_FAILURES", d
 # "vllm" (the real engine, default) or "fake" (deterministic, for orchestration tests only).
 BATCHSERVER_ENGINE = env.str("BATCHSERVER_ENGINE", default="vllm")
 MODELS_DIR = Path(env.str("BATCHSERVER_MODELS_DIR", default=str(DATA_DIR / "models")))
+# The hub models are downloaded from when an operator adds one by id (docs/models.md); empty:
+# huggingface_hub's default (HF_ENDPOINT, else https://huggingface.co).
+MODELS_HUB_ENDPOINT = env.str("MODELS_HUB_ENDPOINT", default="")
 
 # --- Warm start (issue #16) ------------------------------------------------------------------
 # What a freshly spawned worker loads before work arrives: "auto" (the model of the first

@@ -27,6 +27,8 @@ urlpatterns = [
     path("api/", include("plugins.api.urls")),  # the plugins' staff API
     path("", include("benchmarks.pages.urls")),  # /benchmark-runner, /model-comparison
     path("", include("benchmarks.api.admin_urls")),  # /admin/benchmarks/…, before the admin
+    path("", include("models_registry.pages.urls")),  # /model-management, /add-model, /models/…
+    path("", include("models_registry.api.admin_urls")),  # /admin/models/…, before the admin
     path("", include("curation.urls")),  # /workbench, /curation, /enhanced-workbench
     # The operator pages' first home, inside the admin: kept as redirects.
     re_path(r"^admin/ops/(?P<rest>.*?)/?$", RedirectView.as_view(url="/%(rest)s", permanent=True)),
