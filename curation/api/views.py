@@ -133,9 +133,9 @@ class FromBenchmarkView(CurationView):
         responses=OpenApiTypes.OBJECT,
     )
     def post(self, request):
-        if self.owner() is not None:  # benchmark runs belong to the console: staff only
-            raise NotFound("benchmark run", str(request.data.get("run_id")), param="run_id")
         data = self.valid(s.FromBenchmark)
+        if self.owner() is not None:  # benchmark runs belong to the console: staff only
+            raise NotFound("benchmark run", str(data["run_id"]), param="run_id")
         dataset = services.create_dataset_from_run(
             data["run_id"], name=data["name"], created_by=self.actor()
         )
