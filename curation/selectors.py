@@ -89,11 +89,14 @@ def position(flt: RecordFilter, record_id: int | None, owner: ApiKey | None = No
     a larger one is counted by the database (one aggregate) around the record.
     """
     records = select(flt, owner)
-    ids = list(records.order_by("id").values_list("id", flat=True)[: SMALL_SELECTION + 1])
+    with_content = Record.objects.select_related("content")
+    if _dataset_only(flt, owner):  # counted from the memberships' index: no probe needed
+        ids = list(records.order_by("id").values_list("id", flat=True)[:1])
+    else:
+        ids = list(records.order_by("id").values_list("id", flat=True)[: SMALL_SELECTION + 1])
     if not ids:
         return Position(None, 0, 0, None, None)
-    with_content = Record.objects.select_related("content")
-    if len(ids) <= SMALL_SELECTION:
+    if not _dataset_only(flt, owner) and len(ids) <= SMALL_SELECTION:
         at = ids.index(record_id) if record_id in ids else 0
         return Position(
             with_content.get(pk=ids[at]),
@@ -108,10 +111,14 @@ def position(flt: RecordFilter, record_id: int | None, owner: ApiKey | None = No
     return _counted(flt, records, record, owner)
 
 
+def _dataset_only(flt: RecordFilter, owner: ApiKey | None) -> bool:
+    return flt.dataset is not None and flt == RecordFilter(dataset=flt.dataset) and owner is None
+
+
 def _counted(
     flt: RecordFilter, records: RecordQuerySet, record: Record, owner: ApiKey | None
 ) -> Position:
-    if flt.dataset is not None and flt == RecordFilter(dataset=flt.dataset) and owner is None:
+    if flt.dataset is not None and _dataset_only(flt, owner):
         # The dataset alone: its memberships answer from their index, no join with records.
         members = Membership.objects.filter(dataset_id=flt.dataset)
         counts = members.aggregate(
