@@ -105,8 +105,10 @@ def position(flt: RecordFilter, record_id: int | None, owner: ApiKey | None = No
             ids[at - 1] if at > 0 else None,
             ids[at + 1] if at + 1 < len(ids) else None,
         )
-    record = with_content.filter(pk=record_id).first() if record_id is not None else None
-    if record is None or not records.filter(pk=record.pk).exists():
+    record = None
+    if record_id is not None:  # only if the selection holds it
+        record = with_content.filter(pk__in=records.filter(pk=record_id).values("id")).first()
+    if record is None:
         record = with_content.get(pk=ids[0])
     return _counted(flt, records, record, owner)
 
