@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django_q.tasks import async_task
 
+from batchserver import live
 from batchserver.errors import Conflict, Invalid, NotFound
 from batchserver.models import ApiKey
 from benchmarks import scorers as scoring
@@ -203,7 +203,7 @@ def _start_batch(run: Run, slot: RunBatch) -> None:
         owner,
         input_file_id=stored.id,
         endpoint=ENDPOINT,
-        completion_window=settings.BATCH_COMPLETION_WINDOWS[-1],
+        completion_window=live.get("BATCH_COMPLETION_WINDOWS")[-1],
         metadata={
             "kind": "benchmark",
             "benchmark_run": str(run.pk),

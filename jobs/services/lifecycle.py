@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from batchserver import correlation, fastjson
+from batchserver import correlation, fastjson, live
 from batchserver.db.retry import db_retry
 from batchserver.errors import Invalid
 from jobs.assembly import close_out
@@ -69,7 +69,7 @@ def _check(batch: Batch):
         handle,
         batch.endpoint,
         model_error,
-        max_lines=settings.BATCH_MAX_LINES,
+        max_lines=live.get("BATCH_MAX_LINES"),
         allow_mixed_models=settings.BATCH_ALLOW_MIXED_MODELS,
     )
 
@@ -106,7 +106,7 @@ def _insert_rows(batch: Batch, items, plan) -> Inserted:
     """Insert one row per valid line; keep scanning (without inserting) once a line is bad."""
     done = Inserted()
     buffer: list[Row] = []
-    size = settings.BATCH_CHUNK_SIZE
+    size = live.get("BATCH_CHUNK_SIZE")
     write = _copy_rows if connection.vendor == "postgresql" else _create_rows
     for item in items:
         if isinstance(item, LineError):
@@ -202,7 +202,7 @@ def validate_and_split(batch: Batch) -> None:
             errors = done.errors
             if errors:
                 raise _Abort
-            size = settings.BATCH_CHUNK_SIZE
+            size = live.get("BATCH_CHUNK_SIZE")
             BatchChunk.objects.bulk_create(
                 BatchChunk(batch=batch, index=i, size=min(size, done.count - i * size))
                 for i in range(math.ceil(done.count / size))
