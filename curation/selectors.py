@@ -79,18 +79,48 @@ class Position:
     next_id: int | None
 
 
+SMALL_SELECTION = 2000  # up to this many ids, a selection is read once and counted here
+
+
 def position(flt: RecordFilter, record_id: int | None, owner: ApiKey | None = None) -> Position:
-    """The record ``record_id`` (else the first of the selection) and its neighbours."""
+    """The record ``record_id`` (else the first of the selection) and its neighbours.
+
+    A selection of up to 2,000 records is one query of ids (a text search, a narrow filter);
+    a larger one is counted by the database (one aggregate) around the record.
+    """
     records = select(flt, owner)
-    with_content = records.select_related("content")
-    record = None
-    if record_id is not None:
-        record = with_content.filter(pk=record_id).first()
-    if record is None:
-        record = with_content.order_by("id").first()
-    if record is None:
+    with_content = Record.objects.select_related("content")
+    if _dataset_only(flt, owner):  # counted from the memberships' index: no probe needed
+        ids = list(records.order_by("id").values_list("id", flat=True)[:1])
+    else:
+        ids = list(records.order_by("id").values_list("id", flat=True)[: SMALL_SELECTION + 1])
+    if not ids:
         return Position(None, 0, 0, None, None)
-    if flt.dataset is not None and flt == RecordFilter(dataset=flt.dataset) and owner is None:
+    if not _dataset_only(flt, owner) and len(ids) <= SMALL_SELECTION:
+        at = ids.index(record_id) if record_id in ids else 0
+        return Position(
+            with_content.get(pk=ids[at]),
+            at + 1,
+            len(ids),
+            ids[at - 1] if at > 0 else None,
+            ids[at + 1] if at + 1 < len(ids) else None,
+        )
+    record = None
+    if record_id is not None:  # only if the selection holds it
+        record = with_content.filter(pk__in=records.filter(pk=record_id).values("id")).first()
+    if record is None:
+        record = with_content.get(pk=ids[0])
+    return _counted(flt, records, record, owner)
+
+
+def _dataset_only(flt: RecordFilter, owner: ApiKey | None) -> bool:
+    return flt.dataset is not None and flt == RecordFilter(dataset=flt.dataset) and owner is None
+
+
+def _counted(
+    flt: RecordFilter, records: RecordQuerySet, record: Record, owner: ApiKey | None
+) -> Position:
+    if flt.dataset is not None and _dataset_only(flt, owner):
         # The dataset alone: its memberships answer from their index, no join with records.
         members = Membership.objects.filter(dataset_id=flt.dataset)
         counts = members.aggregate(

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
@@ -82,12 +84,16 @@ class CurationView(APIView):
 
 
 class DatasetsView(CurationView):
+    @extend_schema(operation_id="listCurationDatasets", request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request):
         found = selectors.datasets(self.owner())
         progress = selectors.progress([d.pk for d in found])
         data = [s.dataset_data(d, progress[d.pk]) for d in found]
         return Response(list_body(data, False))
 
+    @extend_schema(
+        operation_id="createCurationDataset", request=s.DatasetCreate, responses=OpenApiTypes.OBJECT
+    )
     def post(self, request):
         data = self.valid(s.DatasetCreate)
         kwargs = {
@@ -105,6 +111,9 @@ class DatasetsView(CurationView):
 
 
 class DatasetUploadView(CurationView):
+    @extend_schema(
+        operation_id="uploadCurationDataset", request=s.DatasetUpload, responses=OpenApiTypes.OBJECT
+    )
     def post(self, request):
         data = self.valid(s.DatasetUpload)
         dataset = services.create_dataset_from_upload(
@@ -118,10 +127,15 @@ class DatasetUploadView(CurationView):
 
 
 class FromBenchmarkView(CurationView):
+    @extend_schema(
+        operation_id="curationDatasetFromBenchmark",
+        request=s.FromBenchmark,
+        responses=OpenApiTypes.OBJECT,
+    )
     def post(self, request):
-        if self.owner() is not None:  # benchmark runs belong to the console: staff only
-            raise NotFound("benchmark run", str(request.data.get("run_id")), param="run_id")
         data = self.valid(s.FromBenchmark)
+        if self.owner() is not None:  # benchmark runs belong to the console: staff only
+            raise NotFound("benchmark run", str(data["run_id"]), param="run_id")
         dataset = services.create_dataset_from_run(
             data["run_id"], name=data["name"], created_by=self.actor()
         )
@@ -129,6 +143,9 @@ class FromBenchmarkView(CurationView):
 
 
 class MergeView(CurationView):
+    @extend_schema(
+        operation_id="mergeCurationDatasets", request=s.Merge, responses=OpenApiTypes.OBJECT
+    )
     def post(self, request):
         data = self.valid(s.Merge)
         found = [services.get_dataset(i, self.owner()) for i in data["dataset_ids"]]
@@ -139,16 +156,27 @@ class MergeView(CurationView):
 
 
 class DatasetDetailView(CurationView):
+    @extend_schema(
+        operation_id="retrieveCurationDataset", request=None, responses=OpenApiTypes.OBJECT
+    )
     def get(self, request, dataset_id: int):
         services.mark_deleted_batches()
         return Response(self.dataset_body(services.get_dataset(dataset_id, self.owner())))
 
+    @extend_schema(
+        operation_id="deleteCurationDataset", request=None, responses=OpenApiTypes.OBJECT
+    )
     def delete(self, request, dataset_id: int):
         services.delete_dataset(services.get_dataset(dataset_id, self.owner()))
         return Response({"id": dataset_id, "object": "curation.dataset", "deleted": True})
 
 
 class AddBatchesView(CurationView):
+    @extend_schema(
+        operation_id="addBatchesToCurationDataset",
+        request=s.AddBatches,
+        responses=OpenApiTypes.OBJECT,
+    )
     def post(self, request, dataset_id: int):
         dataset = services.get_dataset(dataset_id, self.owner())
         data = self.valid(s.AddBatches)
@@ -157,6 +185,9 @@ class AddBatchesView(CurationView):
 
 
 class SplitView(CurationView):
+    @extend_schema(
+        operation_id="splitCurationDataset", request=s.Split, responses=OpenApiTypes.OBJECT
+    )
     def post(self, request, dataset_id: int):
         dataset = services.get_dataset(dataset_id, self.owner())
         data = self.valid(s.Split)
@@ -165,6 +196,9 @@ class SplitView(CurationView):
 
 
 class DedupeView(CurationView):
+    @extend_schema(
+        operation_id="dedupeCurationDataset", request=None, responses=OpenApiTypes.OBJECT
+    )
     def post(self, request, dataset_id: int):
         dataset = services.get_dataset(dataset_id, self.owner())
         removed = services.dedupe_dataset(dataset)
@@ -172,12 +206,16 @@ class DedupeView(CurationView):
 
 
 class ScoreView(CurationView):
+    @extend_schema(operation_id="scoreCurationDataset", request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request, dataset_id: int):
         dataset = services.start_scoring(services.get_dataset(dataset_id, self.owner()))
         return Response(self.dataset_body(dataset), status=status.HTTP_202_ACCEPTED)
 
 
 class ExportView(CurationView):
+    @extend_schema(
+        operation_id="exportCurationDataset", request=s.ExportRequest, responses=OpenApiTypes.OBJECT
+    )
     def post(self, request, dataset_id: int):
         dataset = services.get_dataset(dataset_id, self.owner())
         data = self.valid(s.ExportRequest)
@@ -194,6 +232,9 @@ class ExportView(CurationView):
 
 
 class FormatsView(CurationView):
+    @extend_schema(
+        operation_id="listCurationExportFormats", request=None, responses=OpenApiTypes.OBJECT
+    )
     def get(self, request):
         return Response(list_body(services.available_formats(), False))
 
@@ -201,6 +242,7 @@ class FormatsView(CurationView):
 class RecordsView(CurationView):
     """Records a filter selects, by id, ``after`` and ``limit`` (1–100) like OpenAI's lists."""
 
+    @extend_schema(operation_id="listCurationRecords", request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request):
         flt = RecordFilter.from_params(request.query_params)
         limit = parse_limit(request.query_params.get("limit"), 20, 100)
@@ -216,10 +258,16 @@ class RecordsView(CurationView):
 
 
 class RecordDetailView(CurationView):
+    @extend_schema(
+        operation_id="retrieveCurationRecord", request=None, responses=OpenApiTypes.OBJECT
+    )
     def get(self, request, record_id: int):
         record = services.get_record(record_id, self.owner())
         return Response(s.record_data(record, detail=True))
 
+    @extend_schema(
+        operation_id="reviewCurationRecord", request=s.ReviewRequest, responses=OpenApiTypes.OBJECT
+    )
     def patch(self, request, record_id: int):
         record = services.get_record(record_id, self.owner())
         data = self.valid(s.ReviewRequest)
@@ -229,6 +277,9 @@ class RecordDetailView(CurationView):
 
 
 class HistoryView(CurationView):
+    @extend_schema(
+        operation_id="curationRecordHistory", request=None, responses=OpenApiTypes.OBJECT
+    )
     def get(self, request, record_id: int):
         record = services.get_record(record_id, self.owner())
         events = [s.event_data(e) for e in record.events.order_by("at", "id")]
@@ -236,6 +287,9 @@ class HistoryView(CurationView):
 
 
 class BulkView(CurationView):
+    @extend_schema(
+        operation_id="bulkCurationRecords", request=s.BulkRequest, responses=OpenApiTypes.OBJECT
+    )
     def post(self, request):
         data = self.valid(s.BulkRequest)
         flt = RecordFilter.from_params(data["filter"])

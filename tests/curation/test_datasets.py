@@ -1,3 +1,4 @@
+# ruff: noqa: F811
 """Datasets from batches, uploads and benchmark runs; merge, split, de-duplicate, delete."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from batchserver.errors import Conflict, Invalid, NotFound
 from curation import services
 from curation.models import Dataset, Membership, Record
 from curation.services.building import InvalidUpload
+from tests.benchmarks.conftest import run_inline, small_dataset, two_models  # noqa: F401
 from tests.curation.conftest import upload_lines
 
 
@@ -105,3 +107,18 @@ def test_a_record_whose_batch_was_deleted_is_kept_and_marked(batch_dataset):
     assert services.mark_deleted_batches() == 2
     records = Record.objects.in_dataset(dataset.pk)
     assert records.count() == 2 and all(r.batch_deleted for r in records)
+
+
+def test_a_dataset_from_a_benchmark_run_holds_its_answers(
+    small_dataset, two_models, run_inline, django_capture_on_commit_callbacks
+):
+    run = run_inline(small_dataset, ["fake-a", "fake-b"])
+    assert run.status == "completed"
+    with django_capture_on_commit_callbacks(execute=True):
+        dataset = services.create_dataset_from_run(run.pk, name="run answers")
+    records = Record.objects.in_dataset(dataset.pk)
+    assert records.count() == 12  # 6 prompts x 2 models
+    assert sorted(set(records.values_list("model", flat=True))) == ["fake-a", "fake-b"]
+    assert records.filter(model="fake-a").first().answer.startswith("echo: question")
+    with pytest.raises(NotFound):
+        services.create_dataset_from_run(999999)
