@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from batchserver import net
+from batchserver import audit, net
 from batchserver.models import ApiKey
 
 
@@ -60,12 +60,15 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys")
     def revoke_keys(self, request, queryset):
+        names = list(queryset.filter(revoked_at__isnull=True).values_list("prefix", flat=True))
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         ApiKey.forget_found()
+        audit.record(request.user, "key.revoke", ", ".join(names)[:200])
         self.message_user(request, f"Revoked {count} key(s).")
 
     @admin.action(description="Rotate the webhook signing secret of selected keys")
     def rotate_webhook_secrets(self, request, queryset):
         for key in queryset:
             key.rotate_webhook_secret()
+            audit.record(request.user, "key.rotate_webhook_secret", key.prefix)
         self.message_user(request, f"New webhook secrets for {queryset.count()} key(s).")

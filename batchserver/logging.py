@@ -40,11 +40,14 @@ class JsonFormatter(_JsonFormatter):
         super().__init__(*args, **kwargs)
 
 
-def logging_config(log_format: str, level: str = "INFO") -> dict[str, Any]:
-    """The ``LOGGING`` dict for ``log_format`` (``json`` or ``plain``)."""
+def logging_config(log_format: str, level: str = "INFO", store: bool = True) -> dict[str, Any]:
+    """The ``LOGGING`` dict for ``log_format`` (``json`` or ``plain``).
+
+    ``store``: also keep recent lines in the database for the console (Django processes only).
+    """
     if log_format not in ("json", "plain"):
         raise ValueError(f"LOG_FORMAT must be 'json' or 'plain', not {log_format!r}")
-    return {
+    config: dict[str, Any] = {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"correlation": {"()": CorrelationIdFilter}},
@@ -57,15 +60,21 @@ def logging_config(log_format: str, level: str = "INFO") -> dict[str, Any]:
                 "class": "logging.StreamHandler",
                 "formatter": log_format,
                 "filters": ["correlation"],
-            }
+            },
+            # Recent lines for the console's /logs page (a capped table, batchserver/logstore.py).
+            "store": {"()": "batchserver.logstore.StoreHandler", "level": "INFO"},
         },
-        "root": {"handlers": ["console"], "level": level},
+        "root": {"handlers": ["console", "store"], "level": level},
         "loggers": {"django.db.backends": {"level": "WARNING"}},
     }
+    if not store:
+        del config["handlers"]["store"]
+        config["root"]["handlers"] = ["console"]
+    return config
 
 
 def configure(log_format: str, level: str = "INFO") -> None:
     """Apply the same configuration outside Django (the engine host process)."""
     import logging.config
 
-    logging.config.dictConfig(logging_config(log_format, level))
+    logging.config.dictConfig(logging_config(log_format, level, store=False))

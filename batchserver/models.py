@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import secrets
 import time
 
@@ -153,3 +154,95 @@ class ApiKey(models.Model):
     def is_usable(self) -> bool:
         expired = self.expires_at is not None and self.expires_at <= timezone.now()
         return self.revoked_at is None and not expired
+
+
+class RuntimeSetting(models.Model):
+    """A setting changed by an operator while the server runs; it wins over the environment.
+
+    Only the names of ``batchserver.live.EDITABLE`` are stored here; every process reads them
+    through ``batchserver.live.get`` (cached for ``LIVE_SETTINGS_SECONDS``).
+    """
+
+    name = models.CharField(max_length=100, primary_key=True)
+    value = models.JSONField()
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        verbose_name = "runtime setting"
+
+    def __str__(self) -> str:
+        return f"{self.name} = {self.value!r}"
+
+
+class AuditEntryQuerySet(models.QuerySet):
+    def about(self, target: str) -> AuditEntryQuerySet:
+        return self.filter(target=target)
+
+
+class AuditEntry(models.Model):
+    """One operator action: who did what to which object, when, and how it ended."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.CharField(max_length=150, help_text="The staff user (or 'system').")
+    action = models.CharField(max_length=50)
+    target = models.CharField(max_length=200, blank=True, db_index=True)
+    detail = models.TextField(blank=True)
+    ok = models.BooleanField(default=True)
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit trail"
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"
+
+
+class LogLineQuerySet(models.QuerySet):
+    def matching(
+        self,
+        *,
+        level: str = "",
+        process: str = "",
+        correlation_id: str = "",
+        text: str = "",
+    ) -> LogLineQuerySet:
+        """Lines at ``level`` or above, of a process kind, a correlation id, containing text."""
+        found = self
+        if level:
+            found = found.filter(levelno__gte=logging.getLevelName(level.upper()))
+        if process:
+            found = found.filter(process=process)
+        if correlation_id:
+            found = found.filter(correlation_id=correlation_id)
+        if text:
+            found = found.filter(message__icontains=text)
+        return found
+
+
+class LogLine(models.Model):
+    """One recent log record of a web, worker or engine-host process (a capped store).
+
+    Written in bulk by ``batchserver.logstore.StoreHandler``; the oldest rows beyond
+    ``LOG_STORE_MAX_LINES`` are deleted as new ones arrive, so the table cannot fill the disk.
+    """
+
+    at = models.DateTimeField(db_index=True)
+    levelno = models.PositiveSmallIntegerField()
+    level = models.CharField(max_length=10)
+    logger = models.CharField(max_length=200)
+    process = models.CharField(max_length=20, help_text="web, worker, engine or command")
+    pid = models.IntegerField()
+    correlation_id = models.CharField(max_length=64, blank=True, db_index=True)
+    message = models.TextField()
+
+    objects = LogLineQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%H:%M:%S} {self.level} {self.logger}: {self.message[:80]}"

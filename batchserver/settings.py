@@ -54,6 +54,8 @@ INSTALLED_APPS = [
     "jobs",
     "plugins",
     "benchmarks",
+    "curation",
+    "batchserver.operations",  # the console's own pages (label "operations")
     "finetuning",
 ]
 
@@ -146,7 +148,7 @@ LOGIN_URL = "admin:login"
 
 # --- Production hardening (all on unless DEBUG) ---------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^metrics$", r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^metrics$", r"^healthz$", r"^health$"]
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https")
     if env.bool("USE_X_FORWARDED_PROTO", default=False)
@@ -186,7 +188,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "OpenAI-compatible Files, Batches and Models API for self-hosted batch inference on vLLM. "
         "Point the official `openai` SDK at `/v1` with an API key from "
-        "`python manage.py create_api_key`."
+        "`python manage.py create_api_key`. Operators logged in to the admin can browse every "
+        "key's objects read-only in the [browsable API](/api/browse/) and run the server from "
+        "the [console](/)."
     ),
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -272,6 +276,9 @@ PLUGINS_MAX_CONSECUTIVE_FAILURES = env.int("PLUGINS_MAX_CONSECUTIVE_FAILURES", d
 # "vllm" (the real engine, default) or "fake" (deterministic, for orchestration tests only).
 BATCHSERVER_ENGINE = env.str("BATCHSERVER_ENGINE", default="vllm")
 MODELS_DIR = Path(env.str("BATCHSERVER_MODELS_DIR", default=str(DATA_DIR / "models")))
+# The hub models are downloaded from when an operator adds one by id (docs/models.md); empty:
+# huggingface_hub's default (HF_ENDPOINT, else https://huggingface.co).
+MODELS_HUB_ENDPOINT = env.str("MODELS_HUB_ENDPOINT", default="")
 
 # --- Warm start (issue #16) ------------------------------------------------------------------
 # What a freshly spawned worker loads before work arrives: "auto" (the model of the first
@@ -341,10 +348,28 @@ if STORAGE_BACKEND == "s3":
 elif STORAGE_BACKEND != "local":
     raise ImproperlyConfigured(f"STORAGE_BACKEND={STORAGE_BACKEND!r}: use local or s3")
 
+# --- Operator console (docs/console.md) ------------------------------------------------------
+# Each process re-reads the settings changed on /settings at most this often (seconds).
+LIVE_SETTINGS_SECONDS = env.float("LIVE_SETTINGS_SECONDS", default=2.0)
+# Purge prompts and answers of batches finished more than this many days ago (daily and with
+# `manage.py purge_batches`); 0 keeps them forever. Changeable on /settings.
+BATCH_RETENTION_DAYS = env.int("BATCH_RETENTION_DAYS", default=0)
+# Request rows the purge deletes per transaction (memory and lock time stay bounded by it).
+RETENTION_SLICE_ROWS = env.int("RETENTION_SLICE_ROWS", default=5_000)
+# Webhook of batches whose own request and key name none ("" = none). Changeable on /settings.
+DEFAULT_WEBHOOK_URL = env.str("DEFAULT_WEBHOOK_URL", default="")
+# The log store behind /logs: lines kept (the oldest deleted beyond), and how often each process
+# writes its buffered lines (0: never by itself, for tests).
+LOG_STORE_MAX_LINES = env.int("LOG_STORE_MAX_LINES", default=100_000)
+LOG_STORE_FLUSH_SECONDS = env.float("LOG_STORE_FLUSH_SECONDS", default=1.0)
+
 # Structured logs: "json" (one object per line, the default unless DEBUG) or "plain"; every
 # record carries the correlation id of its API request or batch (see docs/operations.md).
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
 LOGGING = logging_config(LOG_FORMAT, env.str("LOG_LEVEL", default="INFO"))
+
+# Curation (docs/curation.md): the most lines an uploaded JSONL dataset may have.
+CURATION_UPLOAD_MAX_LINES = env.int("CURATION_UPLOAD_MAX_LINES", default=50_000)
 
 # --- Fine-tuning (docs/finetuning.md) --------------------------------------------------------
 # Job folders (copied data, the Trainer's checkpoints, the adapter) and merged models.

@@ -10,23 +10,23 @@ honours.
 
 from __future__ import annotations
 
-from django.conf import settings
 from rest_framework.throttling import SimpleRateThrottle
 
+from batchserver import live
 from batchserver.models import ApiKey
 
 _OFF = ("", "0", "off")
 
 
 class ApiKeyRateThrottle(SimpleRateThrottle):
-    """``settings.API_THROTTLE_RATE`` requests per period for each API key (e.g. ``600/min``)."""
+    """``API_THROTTLE_RATE`` (a live setting, e.g. ``600/min``) requests per period per API key."""
 
     scope = "api_key"
 
     def get_rate(self) -> str | None:
         # Read on every request (not frozen at import as DRF's THROTTLE_RATES is), so tests and
         # operators can change it without restarting.
-        rate = str(getattr(settings, "API_THROTTLE_RATE", "") or "").strip()
+        rate = str(live.get("API_THROTTLE_RATE") or "").strip()
         return None if rate in _OFF else rate
 
     def get_cache_key(self, request, view) -> str:

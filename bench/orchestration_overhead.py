@@ -6,7 +6,12 @@ started fresh for each run, and the RSS of each tree is sampled every 0.2 s. Pri
 requests/s and peak RSS per run, then the median and spread. Usage:
 
     .venv/bin/python bench/orchestration_overhead.py [--requests 50000] [--runs 3]
-        [--chunk-size 1000] [--web-workers 2]
+        [--chunk-size 1000] [--web-workers 2] [--plugins none|shipped]
+
+``--plugins shipped`` enables every plugin installed from an entry point (the three of
+``plugins/contrib``) before the runs; ``none`` (the default) disables every plugin. The batch
+itself names no plugin, as most batches do: what is measured is what enabled plugins cost the
+batches that do not use them.
 """
 
 from __future__ import annotations
@@ -76,6 +81,22 @@ def one_run(url: str, key: str, content: bytes, n: int) -> dict[str, float]:
     }
 
 
+def set_plugins(env: dict[str, str], which: str) -> str:
+    """Enable the shipped plugins (``shipped``) or disable every plugin (``none``)."""
+    code = (
+        "from plugins import services as s\n"
+        "on = []\n"
+        "for p in s.list_plugins():\n"
+        f"    if {which!r} == 'shipped' and p['loadable'] and p['source'].startswith('entry'):\n"
+        "        s.enable(p['id']); on.append(p['id'])\n"
+        "    elif p['enabled']:\n"
+        "        s.disable(p['id'], 'benchmark')\n"
+        "print(','.join(sorted(on)))\n"
+    )
+    out = _cluster.manage("shell", "-c", code, env=env).strip()
+    return out.splitlines()[-1] if out else ""  # (the shell may print its auto-imports first)
+
+
 def main() -> None:
     _cluster.exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -83,6 +104,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--chunk-size", type=int, default=1000)
     parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--plugins", choices=("none", "shipped"), default="none")
     parser.add_argument(
         "--profile", type=Path, help="py-spy the web and worker trees into this folder"
     )
@@ -92,11 +114,12 @@ def main() -> None:
     _cluster.ensure_database(env["DATABASE_URL"])
     key = _cluster.prepare(env)
     _cluster.register_fake_model(env)
+    enabled = set_plugins(env, args.plugins)
     content = input_file(args.requests)
     log_dir = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
     print(
         f"{args.requests} requests ({len(content) / MB:.1f} MB), chunk size {args.chunk_size}, "
-        f"{args.web_workers} web workers, logs in {log_dir}",
+        f"{args.web_workers} web workers, plugins enabled: {enabled or 'none'}, logs in {log_dir}",
         flush=True,
     )
     results: list[dict[str, float]] = []

@@ -12,6 +12,12 @@ database of ``DATABASE_URL``, migrated first):
 Compare with the orchestration benchmark (BENCHMARKS.md): 50,000 requests in about 8.3 s.
 
     DATABASE_URL=postgres://…/bs_bench .venv/bin/python bench/plugin_overhead.py [--lines 50000]
+
+``--inline N`` measures instead one whole batch of N requests (validation, every chunk on the
+fake engine, finalize) run inline in this one process (``Q_SYNC``), with the shipped plugins
+disabled and enabled in alternation, ``--runs`` times each: wall and CPU seconds of this
+process. The CPU time is the figure to compare on a shared machine (the wall time also holds
+PostgreSQL's share and the machine's load); the batch names no plugin, as most batches do.
 """
 
 from __future__ import annotations
@@ -34,10 +40,86 @@ def timed(label: str, n: int, function) -> float:
     return seconds
 
 
+SHIPPED = ("batch-submitter", "quality-rater", "candidate-evaluator")
+
+
+def inline_batch(n: int, enabled: bool) -> tuple[float, float]:
+    """Wall and CPU seconds of one batch of ``n`` requests run inline from creation to its end."""
+    import json
+
+    from django.core.files.base import ContentFile
+    from django.db import transaction
+
+    from batchserver.models import ApiKey
+    from jobs.models import Batch
+    from jobs.services import batches, files
+    from plugins import services
+
+    for plugin_id in SHIPPED:
+        services.enable(plugin_id) if enabled else services.disable(plugin_id, "benchmark")
+    owner = ApiKey.console_key()
+    lines = (
+        json.dumps(
+            {
+                "custom_id": f"r{i}",
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {
+                    "model": "fake-model",
+                    "messages": [{"role": "user", "content": f"{i}+1?"}],
+                },
+            }
+        )
+        + "\n"
+        for i in range(n)
+    )
+    upload = ContentFile("".join(lines).encode(), name="inline.jsonl")
+    file = files.create_file(owner, upload, purpose="batch", filename="inline.jsonl")
+    wall, cpu = time.perf_counter(), time.process_time()
+    with transaction.atomic():  # the validation task runs (inline) when this commits
+        batch = batches.create_batch(
+            owner, input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    status = Batch.objects.values_list("status", flat=True).get(pk=batch.id)
+    assert status == "completed", status
+    return wall, cpu
+
+
+def inline(n: int, runs: int) -> None:
+    import statistics
+
+    from models_registry.services import register_model
+
+    register_model("fake-model")
+    inline_batch(100, False)  # warm-up (imports, first connection): not counted
+    figures: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    for run in range(1, runs + 1):
+        for enabled in (False, True):
+            wall, cpu = inline_batch(n, enabled)
+            figures[enabled].append((wall, cpu))
+            label = "shipped plugins enabled" if enabled else "no plugin enabled     "
+            print(f"run {run}, {label}: {wall:6.2f} s wall, {cpu:6.2f} s CPU", flush=True)
+    for enabled in (False, True):
+        walls, cpus = zip(*figures[enabled], strict=True)
+        label = "enabled " if enabled else "disabled"
+        print(
+            f"median, plugins {label}: {statistics.median(walls):6.2f} s wall, "
+            f"{statistics.median(cpus):6.2f} s CPU"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, default=50_000)
-    n = parser.parse_args().lines
+    parser.add_argument("--inline", type=int, default=0, metavar="N")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    n = args.lines
+    if args.inline:
+        os.environ.setdefault("Q_SYNC", "1")
+        os.environ.setdefault("BATCHSERVER_ENGINE", "fake")
+        os.environ.setdefault("WORKER_DEFAULT_MODEL", "")
 
     import django
 
@@ -45,9 +127,13 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    call_command("createcachetable", verbosity=0)
+    if args.inline:
+        inline(args.inline, args.runs)
+        return
     from plugins import services
 
-    for plugin_id in ("batch-submitter", "quality-rater", "candidate-evaluator"):
+    for plugin_id in SHIPPED:
         services.enable(plugin_id)
     key = services.BATCH_METADATA_KEY
     plain = {"team": "research"}
@@ -90,7 +176,7 @@ def main() -> None:
         n,
         lambda: [services.rate("Paris is the capital of France.") for _ in range(n)],
     )
-    for plugin_id in ("batch-submitter", "quality-rater", "candidate-evaluator"):
+    for plugin_id in SHIPPED:
         services.disable(plugin_id)
 
 

@@ -1,15 +1,21 @@
 """Operator console for files, batches and their requests. The API owns the data: read-only."""
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.http import FileResponse, Http404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from batchserver import audit
 from batchserver.errors import DomainError
 from jobs import webhooks
-from jobs.models import Batch, BatchChunk, BatchRequest, File, WebhookDelivery
+from jobs.models import Batch, BatchChunk, BatchRequest, File, WebhookDelivery, Worker
 from jobs.services import batches as batch_services
 from jobs.services import files as file_services
+from jobs.services import scheduling
+from jobs.worker.control import request_worker_restart
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -83,6 +89,23 @@ class FileAdmin(ReadOnlyAdmin):
         return format_html('<a href="{}">Download {}</a> ({} bytes)', url, obj.filename, obj.bytes)
 
 
+class EndpointFilter(admin.SimpleListFilter):
+    """The endpoints a batch may have, from the settings: no DISTINCT over every batch."""
+
+    title = "endpoint"
+    parameter_name = "endpoint"
+
+    def lookups(self, request, model_admin):
+        return [(e, e) for e in settings.BATCH_ENDPOINTS]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(endpoint=self.value()) if self.value() else queryset
+
+
+class BatchActionForm(ActionForm):
+    priority = forms.IntegerField(required=False, label="priority", min_value=-100, max_value=100)
+
+
 @admin.register(Batch)
 class BatchAdmin(ReadOnlyAdmin):
     list_display = (
@@ -96,10 +119,12 @@ class BatchAdmin(ReadOnlyAdmin):
         "created_at",
         "completed_at",
     )
-    list_filter = ("status", "endpoint", "model", "created_at")
+    list_filter = ("status", EndpointFilter, "model", "created_at")
     search_fields = ("id", "model", "owner__name", "input_file__id")
     date_hierarchy = "created_at"
-    actions = ["cancel_batches"]
+    list_per_page = 50  # page speed with tens of thousands of batches (bench/pages.py)
+    action_form = BatchActionForm
+    actions = ["cancel_batches", "pause_batches", "resume_batches", "set_priority"]
     readonly_fields = ("input_file_link", "output_file_link", "error_file_link")
     exclude = ("input_file", "output_file", "error_file")
 
@@ -120,18 +145,56 @@ class BatchAdmin(ReadOnlyAdmin):
     def error_file_link(self, obj):
         return file_link(obj.error_file_id)
 
-    @admin.action(description="Cancel selected batches")
-    def cancel_batches(self, request, queryset):
-        cancelled, refused = 0, []
+    def _each(self, request, queryset, action: str, call, done: str) -> None:
+        """Call a service on every selected batch (any key's), recording each in the audit."""
+        count, refused = 0, []
         for batch in queryset:
             try:
-                batch_services.request_cancel(batch)
-                cancelled += 1
-            except DomainError:
+                call(batch)
+                count += 1
+                audit.record(request.user, f"batch.{action}", batch.pk, "from the admin")
+            except DomainError as exc:
                 refused.append(f"{batch.id} ({batch.status})")
-        self.message_user(request, f"Cancelling {cancelled} batch(es).")
+                audit.record(request.user, f"batch.{action}", batch.pk, exc.message, ok=False)
+        self.message_user(request, done.format(count=count))
         if refused:
-            self.message_user(request, "Not cancellable: " + ", ".join(refused), messages.WARNING)
+            self.message_user(request, f"Not {action}: " + ", ".join(refused), messages.WARNING)
+
+    @admin.action(description="Cancel selected batches")
+    def cancel_batches(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            "cancel",
+            batch_services.request_cancel,
+            "Cancelling {count} batch(es).",
+        )
+
+    @admin.action(description="Pause selected batches")
+    def pause_batches(self, request, queryset):
+        self._each(request, queryset, "pause", scheduling.pause_batch, "Paused {count} batch(es).")
+
+    @admin.action(description="Resume selected batches")
+    def resume_batches(self, request, queryset):
+        self._each(
+            request, queryset, "resume", scheduling.resume_batch, "Resumed {count} batch(es)."
+        )
+
+    @admin.action(description="Set the priority of selected batches (the number beside)")
+    def set_priority(self, request, queryset):
+        raw = request.POST.get("priority", "")
+        try:
+            priority = int(raw)
+        except ValueError:
+            self.message_user(request, "priority must be a whole number.", messages.ERROR)
+            return
+        self._each(
+            request,
+            queryset,
+            "priority",
+            lambda batch: scheduling.set_priority(batch, priority),
+            f"Priority {priority} for {{count}} batch(es).",
+        )
 
 
 @admin.register(BatchRequest)
@@ -193,6 +256,36 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
                 replayed += 1
             except DomainError:
                 refused.append(delivery.id)
+        for delivery_id in set(queryset.values_list("id", flat=True)) - set(refused):
+            audit.record(request.user, "webhook.replay", delivery_id, "from the admin")
         self.message_user(request, f"Replaying {replayed} webhook delivery(ies).")
         if refused:
             self.message_user(request, "Still pending: " + ", ".join(refused), messages.WARNING)
+
+
+@admin.register(Worker)
+class WorkerAdmin(ReadOnlyAdmin):
+    """Worker processes (one per GPU) as their heartbeats report them; restart asks nicely."""
+
+    list_display = (
+        "worker_id",
+        "state",
+        "alive",
+        "loaded_model",
+        "current_work",
+        "requests_done",
+        "last_heartbeat",
+    )
+    list_filter = ("state", "hostname")
+    search_fields = ("worker_id", "hostname", "loaded_model")
+    actions = ["restart_workers"]
+
+    @admin.display(boolean=True)
+    def alive(self, obj: Worker) -> bool:
+        return obj.is_alive
+
+    @admin.action(description="Restart the engine of selected workers (between units)")
+    def restart_workers(self, request, queryset):
+        asked = request_worker_restart(list(queryset.values_list("worker_id", flat=True)))
+        audit.record(request.user, "worker.restart", ", ".join(asked), "from the admin")
+        self.message_user(request, f"Engine restart requested for {', '.join(asked)}.")

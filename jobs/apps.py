@@ -12,6 +12,7 @@ class JobsConfig(AppConfig):
 
         from jobs import metrics, runner, signals, webhooks
         from jobs.worker import kinds, warm
+        from jobs.worker import signals as worker_signals
 
         # Batch chunks: the first kind of GPU work the worker runtime runs.
         kinds.register(runner.BatchChunkWork())
@@ -20,6 +21,10 @@ class JobsConfig(AppConfig):
         )
         signals.batch_chunk_committed.connect(
             webhooks.on_chunk_committed, dispatch_uid="jobs.webhooks.progress"
+        )
+        # The registry keeps each model's last load time and memory (model tests read them).
+        worker_signals.engine_loaded.connect(
+            runner.note_engine_loaded, dispatch_uid="jobs.runner.engine_loaded"
         )
         # A django-q2 worker process prepares its engine as soon as it is spawned.
         post_spawn.connect(warm.warm_start, dispatch_uid="jobs.worker.warm")

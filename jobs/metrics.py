@@ -33,6 +33,13 @@ S = Batch.Status
 R = BatchRequest.Status
 # Upper bounds (seconds) of the job-duration histogram: a minute to a week.
 DURATION_BUCKETS = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
+# Worker.gpu device fields exported as series (the dashboard charts the same figures).
+GPU_SERIES = {
+    "memory_used_bytes": ("batch_gpu_memory_used_bytes", "GPU memory in use."),
+    "memory_total_bytes": ("batch_gpu_memory_total_bytes", "GPU memory in all."),
+    "utilization_percent": ("batch_gpu_utilization_percent", "GPU utilisation (percent)."),
+    "temperature_celsius": ("batch_gpu_temperature_celsius", "GPU temperature (Celsius)."),
+}
 
 
 class BatchCollector(Collector):
@@ -89,6 +96,10 @@ class BatchCollector(Collector):
                 labels=["worker"],
             ),
             "alive": GaugeMetricFamily("batch_workers_alive", "Workers with a recent heartbeat."),
+            **{
+                key: GaugeMetricFamily(name, text, labels=["worker", "gpu"])
+                for key, (name, text) in GPU_SERIES.items()
+            },
         }
 
     def _fill(self, f: dict[str, Metric]) -> None:
@@ -97,6 +108,7 @@ class BatchCollector(Collector):
         for name, rate in model_throughputs().items():
             f["throughput"].add_metric([name], rate)
         self._workers(f["up"], f["alive"])
+        self._gpus(f)
 
     @staticmethod
     def _batches(f: dict[str, Metric]) -> None:
@@ -171,6 +183,16 @@ class BatchCollector(Collector):
             now_alive += worker.is_alive
             up.add_metric([worker.worker_id], 1.0 if worker.is_alive else 0.0)
         alive.add_metric([], now_alive)
+
+    @staticmethod
+    def _gpus(f: dict[str, Metric]) -> None:
+        """Each live worker's GPU figures, as its last heartbeat reported them (NVML)."""
+        for worker in Worker.objects.alive().exclude(gpu__isnull=True):
+            for device in (worker.gpu or {}).get("devices", []):
+                labels = [worker.worker_id, str(device.get("index", 0))]
+                for key in GPU_SERIES:
+                    if isinstance(device.get(key), int | float):
+                        f[key].add_metric(labels, float(device[key]))
 
 
 _registered = False

@@ -35,7 +35,7 @@ from jobs.worker.engine.base import (
 )
 from jobs.worker.engine.manager import get_engine
 from jobs.worker.models import Worker
-from models_registry.services import find_active_model, record_throughput
+from models_registry.services import find_active_model, record_load, record_throughput
 
 logger = logging.getLogger(__name__)
 R = BatchRequest.Status
@@ -47,6 +47,17 @@ def model_spec(model) -> ModelSpec:
     return ModelSpec(
         name=model.name, path=model.local_path(), kind=model.kind, settings=model.engine_settings()
     )
+
+
+def note_engine_loaded(sender, model: str, seconds: float, memory_bytes: int | None, **kw) -> None:
+    """``engine_loaded``: the registry keeps the model's last load figures.
+
+    Only informative: a database hiccup here must never fail the load that just succeeded.
+    """
+    try:
+        record_load(model, seconds, memory_bytes)
+    except Exception as exc:
+        logger.warning("could not record the load of %s: %s", model, exc)
 
 
 def warm_model_name(worker_id: str) -> str:

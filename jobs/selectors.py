@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
-from batchserver.models import ApiKey
-from jobs.models import Batch, BatchChunk, BatchRequest, File, Worker
+from batchserver.models import ApiKey, AuditEntry, LogLine
+from jobs.models import Batch, BatchChunk, BatchRequest, File, WebhookDelivery, Worker
 from jobs.services.scheduling import remaining_output_tokens
 from jobs.worker import kinds
 from jobs.worker.control import restart_requests
@@ -25,7 +25,7 @@ from jobs.worker.queue import QueueEntry, queue_entries
 from models_registry.services import model_throughputs, seconds_for
 
 S = Batch.Status
-HISTORY_LIMIT = 200
+HISTORY_LIMIT = 100  # rows drawn by the history page (its filters narrow them)
 
 
 def _ts(value: datetime | None) -> int | None:
@@ -376,4 +376,119 @@ def batch_detail(batch: Batch) -> dict[str, Any]:
         "per_worker": per_worker,
         "failed_requests": failed,
         "throughput": throughput(batch),
+        "webhook_deliveries": list(
+            WebhookDelivery.objects.filter(batch=batch).order_by("-created_at")[:20]
+        ),
+        "log_lines": batch_log_lines(batch),
+        "audit_entries": list(AuditEntry.objects.about(batch.pk)[:20]),
     }
+
+
+def batch_log_lines(batch: Batch, limit: int = 100) -> list[LogLine]:
+    """The batch's recent log lines: those carrying its correlation id, oldest first."""
+    if not batch.correlation_id:
+        return []
+    lines = LogLine.objects.filter(correlation_id=batch.correlation_id).order_by("-id")[:limit]
+    return list(reversed(lines))
+
+
+# --- totals (the console's dashboard samples these every minute) ----------------------------
+
+
+def totals() -> dict[str, Any]:
+    """Queue depth and running totals over every batch, in one GROUP BY; workers and GPUs.
+
+    Counters only grow (requests answered, tokens), so two samples a minute apart give rates.
+    """
+    rows = Batch.objects.values("status").annotate(
+        n=Count("id"),
+        completed=Sum("request_completed"),
+        failed=Sum("request_failed"),
+        total=Sum("request_total"),
+        output_tokens=Sum("output_tokens"),
+        input_tokens=Sum("input_tokens"),
+    )
+    out: dict[str, Any] = {
+        "queued_batches": 0,
+        "running_batches": 0,
+        "pending_requests": 0,
+        "requests_completed": 0,
+        "requests_failed": 0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+    }
+    for row in rows:
+        if row["status"] == S.IN_PROGRESS:
+            out["running_batches"] += row["n"]
+        elif row["status"] in Batch.ACTIVE:
+            out["queued_batches"] += row["n"]
+        if row["status"] in Batch.ACTIVE:
+            out["pending_requests"] += (
+                (row["total"] or 0) - (row["completed"] or 0) - (row["failed"] or 0)
+            )
+        out["requests_completed"] += row["completed"] or 0
+        out["requests_failed"] += row["failed"] or 0
+        out["input_tokens"] += row["input_tokens"] or 0
+        out["output_tokens"] += row["output_tokens"] or 0
+    alive = [w for w in Worker.objects.recent() if w.is_alive]
+    out["workers_alive"] = len(alive)
+    out["loaded_models"] = sorted({w.loaded_model for w in alive if w.loaded_model})
+    out["gpus"] = [
+        {"worker": w.worker_id, **device}
+        for w in alive
+        for device in (w.gpu or {}).get("devices", [])
+    ]
+    return out
+
+
+def recent_durations(limit: int = 200) -> list[tuple[datetime, float, str]]:
+    """(ended at, seconds from creation to end, batch id) of the last finished batches."""
+    found = Batch.objects.finished().with_ended_at().filter(ended__isnull=False)
+    rows = found.order_by("-ended").values_list("ended", "created_at", "id")[:limit]
+    return [(ended, (ended - created).total_seconds(), pk) for ended, created, pk in rows]
+
+
+def correlation_of(batch_id: str) -> str | None:
+    """The correlation id of a batch (its log lines carry it), or None for no such batch."""
+    found = Batch.objects.filter(pk=batch_id).values_list("correlation_id", flat=True).first()
+    return found
+
+
+# --- every key's objects, read-only, for staff (the browsable API at /api/browse/) ----------
+
+
+def _with_owner(obj: Any, data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "owner": obj.owner.name, "owner_prefix": obj.owner.prefix}
+
+
+def staff_batches(status: str = "", limit: int = 100) -> list[dict[str, Any]]:
+    """Every key's batches, newest first, as the API shows them plus their owner."""
+    rows = Batch.objects.select_related("owner").order_by("-created_at", "-id")
+    if status:
+        rows = rows.filter(status=status)
+    return [_with_owner(b, b.as_openai()) for b in rows[:limit]]
+
+
+def staff_batch(batch_id: str) -> dict[str, Any] | None:
+    found = Batch.objects.select_related("owner").filter(pk=batch_id).first()
+    if found is None:
+        return None
+    detail = {
+        "purge_state": found.purge_state or None,
+        "priority": found.priority,
+        "paused": found.paused,
+        "correlation_id": found.correlation_id,
+    }
+    return _with_owner(found, {**found.as_openai(), **detail})
+
+
+def staff_files(limit: int = 100) -> list[dict[str, Any]]:
+    rows = File.objects.select_related("owner").order_by("-created_at")[:limit]
+    return [_with_owner(f, f.as_openai()) for f in rows]
+
+
+def staff_webhooks(status: str = "", limit: int = 100) -> list[dict[str, Any]]:
+    rows = WebhookDelivery.objects.select_related("batch").order_by("-created_at")
+    if status:
+        rows = rows.filter(status=status)
+    return [d.as_api() for d in rows[:limit]]

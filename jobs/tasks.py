@@ -11,7 +11,7 @@ import logging
 from batchserver import correlation
 from jobs import webhooks
 from jobs.models import Batch
-from jobs.services import files, lifecycle
+from jobs.services import files, lifecycle, retention
 from jobs.worker import loop
 
 logger = logging.getLogger(__name__)
@@ -60,3 +60,9 @@ def deliver_webhook(delivery_id: str) -> str | None:
 def deliver_overdue_webhooks() -> int:
     """Periodic: send pending webhook messages whose one-off schedule was lost."""
     return webhooks.deliver_overdue()
+
+
+def purge_old_batches() -> str:
+    """Daily: purge prompts and answers past ``BATCH_RETENTION_DAYS`` (off when 0)."""
+    report = retention.purge_by_retention_setting()
+    return report.summary() if report else "retention off"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
+
+from batchserver import live
 
 
 class LimitedUploadHandler(TemporaryFileUploadHandler):
@@ -11,7 +12,7 @@ class LimitedUploadHandler(TemporaryFileUploadHandler):
 
     def __init__(self, request=None, max_bytes: int | None = None) -> None:
         super().__init__(request)
-        self.max_bytes = max_bytes or settings.BATCH_MAX_FILE_BYTES
+        self.max_bytes = max_bytes or live.get("BATCH_MAX_FILE_BYTES")
         self.received = 0
         self.newlines = 0
         self.last_byte = b""

@@ -20,4 +20,5 @@ urlpatterns = [
     path("workers/reset-stuck", staff(views.reset_stuck), name="reset-stuck"),
     path("batches/<str:batch_id>", staff(views.batch), name="batch"),
     path("batches/<str:batch_id>/action", staff(views.batch_action), name="batch-action"),
+    path("webhooks/<str:delivery_id>/replay", staff(views.replay_webhook), name="replay-webhook"),
 ]

@@ -17,10 +17,10 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.http import require_POST
 
-from batchserver import charts
+from batchserver import audit, charts
 from batchserver.errors import DomainError, Invalid
-from jobs import selectors
-from jobs.models import Batch
+from jobs import selectors, webhooks
+from jobs.models import Batch, WebhookDelivery
 from jobs.services import batches as batch_services
 from jobs.services import scheduling
 from jobs.services.recovery import reset_stuck_jobs
@@ -148,6 +148,7 @@ def restart_worker(request: HttpRequest) -> HttpResponse:
     """Ask a worker (or every live one) to restart its engine between units."""
     worker_id = request.POST.get("worker_id", "").strip()
     asked = request_worker_restart([worker_id] if worker_id else None)
+    audit.record(request.user, "worker.restart", worker_id or "all", ", ".join(asked), bool(asked))
     if asked:
         messages.success(request, f"Engine restart requested for {', '.join(asked)}.")
     else:
@@ -159,6 +160,7 @@ def restart_worker(request: HttpRequest) -> HttpResponse:
 def reset_stuck(request: HttpRequest) -> HttpResponse:
     """Requeue work whose worker is gone and settle batches nothing is carrying."""
     report = reset_stuck_jobs()
+    audit.record(request.user, "work.reset_stuck", "", report.summary())
     messages.success(request, f"Reset stuck work: {report.summary()}")
     return _back(request, "/workers")
 
@@ -187,7 +189,25 @@ def batch_action(request: HttpRequest, batch_id: str) -> HttpResponse:
         else:
             raise Invalid(f"Unknown action {action!r}.")
     except DomainError as exc:
+        audit.record(request.user, f"batch.{action[:30]}", batch_id, exc.message, ok=False)
         messages.error(request, exc.message)
     else:
+        detail = f"priority {found.priority}" if action == "priority" else ""
+        audit.record(request.user, f"batch.{action}", batch_id, detail)
         messages.success(request, f"{batch_id}: {action} done.")
     return _back(request, f"/batches/{batch_id}")
+
+
+@require_POST
+def replay_webhook(request: HttpRequest, delivery_id: str) -> HttpResponse:
+    """Send a dead (or delivered) webhook message again, with the same webhook-id."""
+    delivery = get_object_or_404(WebhookDelivery.objects.select_related("batch"), pk=delivery_id)
+    try:
+        webhooks.replay(delivery)
+    except DomainError as exc:
+        audit.record(request.user, "webhook.replay", delivery_id, exc.message, ok=False)
+        messages.error(request, exc.message)
+    else:
+        audit.record(request.user, "webhook.replay", delivery_id, f"batch {delivery.batch_id}")
+        messages.success(request, f"Webhook {delivery_id} is being sent again.")
+    return _back(request, f"/batches/{delivery.batch_id}")

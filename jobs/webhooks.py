@@ -30,7 +30,7 @@ from django_q.models import Schedule
 from django_q.tasks import async_task, schedule
 from standardwebhooks.webhooks import Webhook
 
-from batchserver import net
+from batchserver import live, net
 from batchserver.backoff import backoff_delay
 from batchserver.errors import Conflict
 from jobs.models import Batch, WebhookDelivery, WebhookSubscription
@@ -56,8 +56,8 @@ USER_AGENT = "batchserver-webhooks/1"
 
 
 def webhook_url_for(batch: Batch) -> str:
-    """The batch's own webhook URL, else its key's default, else ''."""
-    return batch.webhook_url or batch.owner.webhook_url
+    """The batch's own webhook URL, else its key's default, else the server's (/settings)."""
+    return batch.webhook_url or batch.owner.webhook_url or live.get("DEFAULT_WEBHOOK_URL")
 
 
 def progress_step(batch: Batch) -> int | None:

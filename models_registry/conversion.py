@@ -73,7 +73,19 @@ def convert_smollm2(dest: Path) -> Path:
     dest = Path(dest).absolute()
     if is_complete(dest):
         return dest
-    gguf_path = find_smollm2_gguf()
+    return convert_gguf(find_smollm2_gguf(), dest, require_chat_template=True)
+
+
+def convert_gguf(gguf_path: Path, dest: Path, *, require_chat_template: bool = False) -> Path:
+    """Convert any GGUF file transformers can read into a float32 Hugging Face folder at ``dest``.
+
+    Same guarantees as ``convert_smollm2`` (atomic, idempotent, locked). Raises
+    ``ConversionError`` with transformers' reason when the file cannot be converted (an
+    architecture transformers' GGUF loader does not know, a truncated file).
+    """
+    dest = Path(dest).absolute()
+    if is_complete(dest):
+        return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive_lock(dest.parent / f".{dest.name}.lock"):
         # Another process may have finished the conversion while we waited for the lock.
@@ -84,7 +96,12 @@ def convert_smollm2(dest: Path) -> Path:
         _remove_stale_temp_folders(dest)
         tmp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}")
         try:
-            _convert_into(gguf_path, tmp)
+            try:
+                _convert_into(Path(gguf_path), tmp, require_chat_template)
+            except (ValueError, KeyError, OSError, RuntimeError) as exc:
+                if isinstance(exc, ConversionError):
+                    raise
+                raise ConversionError(f"cannot convert {Path(gguf_path).name}: {exc}") from exc
             _fsync_tree(tmp)
             os.rename(tmp, dest)  # atomic: dest appears complete or not at all
             _fsync_dir(dest.parent)
@@ -94,7 +111,7 @@ def convert_smollm2(dest: Path) -> Path:
     return dest
 
 
-def _convert_into(gguf_path: Path, out: Path) -> None:
+def _convert_into(gguf_path: Path, out: Path, require_chat_template: bool) -> None:
     """De-quantize the GGUF into a float32 transformers model and save it into ``out``.
 
     ``from_pretrained(gguf_file=...)`` would be the one-liner, but transformers refuses it
@@ -125,7 +142,7 @@ def _convert_into(gguf_path: Path, out: Path) -> None:
     out.mkdir(parents=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    _check_output(out)
+    _check_output(out, require_chat_template)
     _write_marker(gguf_path, out)
 
 
@@ -162,7 +179,7 @@ def _write_marker(gguf_path: Path, out: Path) -> None:
     (out / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n")
 
 
-def _check_output(out: Path) -> None:
+def _check_output(out: Path, require_chat_template: bool = True) -> None:
     """Fail loudly if the saved folder lacks weights, tokenizer or chat template."""
     missing = [name for name in REQUIRED_FILES if not (out / name).is_file()]
     if missing:
@@ -170,6 +187,8 @@ def _check_output(out: Path) -> None:
     config = json.loads((out / "config.json").read_text())
     if "quantization_config" in config:
         raise ConversionError("converted config.json still carries quantization_config")
+    if not require_chat_template:
+        return
     template_file = out / "chat_template.jinja"
     tokenizer_config = json.loads((out / "tokenizer_config.json").read_text())
     if not template_file.is_file() and not tokenizer_config.get("chat_template"):

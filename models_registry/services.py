@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
+from batchserver.errors import Conflict, Invalid, NotFound
 from models_registry.models import Model
 
 # Weight of the newest chunk in the moving average of a model's measured throughput.
@@ -14,6 +19,19 @@ THROUGHPUT_SMOOTHING = 0.3
 def find_active_model(name: str) -> Model | None:
     """The active model a batch line names, or None."""
     return Model.objects.active().filter(name=name).first()
+
+
+def find_offered_model(name: str) -> Model | None:
+    """The model a client may name: active and not failed its test (unless forced), or None."""
+    return Model.objects.offered().filter(name=name).first()
+
+
+def get_model(name: str) -> Model:
+    """Any registered model by its served id (active or not); NotFound otherwise."""
+    model = Model.objects.select_related("parent").filter(name=name).first()
+    if model is None:
+        raise NotFound("model", name, param="model")
+    return model
 
 
 def list_active_models(kind: str | None = None) -> list[str]:
@@ -106,3 +124,105 @@ def seconds_for(output_tokens: float, tokens_per_second: float | None) -> float 
     if not tokens_per_second:
         return None
     return round(output_tokens / tokens_per_second, 1)
+
+
+def record_load(model_name: str, seconds: float, memory_bytes: int | None) -> None:
+    """Keep the last load a worker reported for a model (the ``engine_loaded`` signal)."""
+    if not model_name:
+        return
+    Model.objects.filter(name=model_name).update(
+        last_load_seconds=seconds,
+        last_load_memory_bytes=memory_bytes,
+        last_loaded_at=timezone.now(),
+    )
+
+
+VARIANT_SETTINGS = (
+    "dtype",
+    "max_model_len",
+    "gpu_memory_utilization",
+    "quantization",
+    "enforce_eager",
+    "cpu_kvcache_space_gib",
+    "extra_args",
+)
+
+
+def check_new_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise Invalid("Give the model a served id (name).", param="name", code="missing_name")
+    if len(name) > 200 or any(c.isspace() for c in name):
+        raise Invalid(
+            f"Served id {name!r} must be at most 200 characters without spaces.", param="name"
+        )
+    if Model.objects.filter(name=name).exists():
+        raise Conflict(
+            f"A model named {name!r} is already registered.", param="name", code="model_exists"
+        )
+    return name
+
+
+@transaction.atomic
+def register_variant(parent: Model, *, name: str, description: str = "", **settings: Any) -> Model:
+    """Serve ``parent``'s weights under another id with other engine settings.
+
+    A variant shares its parent's folder (no copy) and lineage; only engine settings differ
+    (dtype, context length, quantization, KV cache…), so the same weights can be compared with
+    themselves. Settings not given are the parent's.
+    """
+    name = check_new_name(name)
+    unknown = sorted(set(settings) - set(VARIANT_SETTINGS))
+    if unknown:
+        raise Invalid(
+            f"Not an engine setting of a variant: {', '.join(unknown)}.", param=unknown[0]
+        )
+    chosen = {k: v for k, v in settings.items() if v not in (None, "")}
+    if not chosen:
+        raise Invalid(
+            "A variant needs at least one engine setting that differs from its parent.",
+            param="dtype",
+            code="no_setting",
+        )
+    inherited = {field: getattr(parent, field) for field in ENGINE_SETTINGS}
+    same = all(inherited.get(k) == v for k, v in chosen.items())
+    if same:
+        raise Invalid(
+            "These settings are the parent's own: a variant must differ in at least one.",
+            param=next(iter(chosen)),
+            code="same_settings",
+        )
+    model = Model(
+        name=name,
+        path=parent.path,
+        source=parent.source,
+        kind=parent.kind,
+        owned_by=parent.owned_by,
+        parent=parent,
+        version=parent.version,
+        origin=Model.Origin.VARIANT,
+        description=description or f"{parent.name} with {_describe(chosen)}",
+        **{**inherited, **chosen},
+    )
+    model.full_clean(exclude=["path"])
+    model.save()
+    return model
+
+
+def _describe(settings: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in settings.items())
+
+
+def set_active(model: Model, active: bool) -> Model:
+    """Switch a model on or off. Off keeps its row, lineage, tests and usage: only new batches
+    can no longer name it."""
+    Model.objects.filter(pk=model.pk).update(is_active=active)
+    model.is_active = active
+    return model
+
+
+def force_offer(model: Model, forced: bool) -> Model:
+    """Offer a model to clients although its last test failed (or stop doing so)."""
+    Model.objects.filter(pk=model.pk).update(test_forced=forced)
+    model.test_forced = forced
+    return model

@@ -12,10 +12,10 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
+from batchserver import live
 from batchserver.models import ApiKey
 from jobs.services import batches, files, results
 from models_registry.services import list_active_models
@@ -38,7 +38,7 @@ def active_models() -> list[str]:
 
 
 def completion_window() -> str:
-    return settings.BATCH_COMPLETION_WINDOWS[0]
+    return live.get("BATCH_COMPLETION_WINDOWS")[0]
 
 
 def jsonl(lines: Iterable[Mapping[str, Any]]) -> bytes:

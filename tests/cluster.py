@@ -136,7 +136,9 @@ def _start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Cl
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return ClusterProcess(name, popen, log_path)
+    process = ClusterProcess(name, popen, log_path)
+    _started[:] = [p for p in _started if p.members()] + [process]
+    return process
 
 
 def _wait_until(check: Callable[[], bool], process: ClusterProcess, what: str) -> None:
@@ -155,7 +157,7 @@ def _healthy(url: str) -> Callable[[], bool]:
     def check() -> bool:
         try:
             with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-                return response.status == 200 and json.load(response) == {"status": "ok"}
+                return response.status == 200 and json.load(response)["status"] == "ok"
         except (OSError, urllib.error.URLError, ValueError):
             return False
 
@@ -184,10 +186,24 @@ def cluster_env() -> dict[str, str]:
     return env
 
 
+# Every process group this module started, by name: a cluster starts only once none of the
+# others is alive, so a worker left running by another test (a package-scoped fixture imported
+# into another package lives until the end of the session) cannot claim this test's chunks with
+# its own settings (another chunk size, no delay).
+_started: list[ClusterProcess] = []
+
+
+def still_running() -> list[str]:
+    """``name (pgid)`` of every process group started here that still has a process."""
+    return [f"{p.name} ({p.pgid})" for p in _started if p.members()]
+
+
 @contextlib.contextmanager
 def running_cluster(log_dir: Path, **env_overrides: str) -> Iterator[LiveCluster]:
     """Start web + worker on the test database; stop both groups and check nothing is left."""
     env = {**cluster_env(), **env_overrides}
+    others = still_running()
+    assert not others, f"processes of another test still run on the test database: {others}"
     python = sys.executable
     subprocess.run(
         [python, "manage.py", "collectstatic", "--noinput", "-v0"],

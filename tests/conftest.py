@@ -14,6 +14,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from batchserver import live
 from batchserver.models import ApiKey
 from jobs.models import Batch
 from jobs.services import lifecycle
@@ -142,6 +143,14 @@ def create_batch(
         return client_api.get(f"/v1/batches/{response.json()['id']}").json()
 
     return _create
+
+
+@pytest.fixture(autouse=True)
+def _fresh_live_settings():
+    """Each test reads the settings changed on /settings afresh (its rows roll back)."""
+    live.forget()
+    yield
+    live.forget()
 
 
 @pytest.fixture(autouse=True)

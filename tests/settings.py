@@ -28,3 +28,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory, so that server and worker processes started by tests share it.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
+
+if os.environ.get("Q_SYNC") == "1":
+    # The pytest process itself: its log lines reach the log store only when a test flushes
+    # them (batchserver.logstore.flush); started servers and workers write them every second.
+    LOG_STORE_FLUSH_SECONDS = 0.0

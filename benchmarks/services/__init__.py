@@ -17,7 +17,13 @@ from benchmarks.services.datasets import (
 )
 from benchmarks.services.prices import get_cloud_price, set_cloud_price, set_gpu_price
 from benchmarks.services.results import compute_result
-from benchmarks.services.runs import advance_run, cancel_run, get_run, start_run
+from benchmarks.services.runs import (
+    advance_run,
+    cancel_run,
+    get_run,
+    run_batch_ids,
+    start_run,
+)
 
 __all__ = [
     "advance_run",
@@ -31,6 +37,7 @@ __all__ = [
     "get_cloud_price",
     "get_dataset",
     "get_run",
+    "run_batch_ids",
     "set_cloud_price",
     "set_gpu_price",
     "start_run",

@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django_q.tasks import async_task
 
+from batchserver import live
 from batchserver.errors import Conflict, Invalid, NotFound
 from batchserver.models import ApiKey
 from benchmarks import scorers as scoring
@@ -151,6 +151,14 @@ def get_run(run_id: Any) -> Run:
         raise NotFound("benchmark run", str(run_id), param="run_id") from None
 
 
+def run_batch_ids(run_id: Any) -> list[str]:
+    """The ids of the batches a run started, in order (curation makes datasets of them)."""
+    run = get_run(run_id)
+    return list(
+        run.batches.exclude(batch_id="").order_by("position").values_list("batch_id", flat=True)
+    )
+
+
 @transaction.atomic
 def cancel_run(run: Run) -> Run:
     """Stop a run: its running batch is cancelled (finished answers kept), the rest never start."""
@@ -195,7 +203,7 @@ def _start_batch(run: Run, slot: RunBatch) -> None:
         owner,
         input_file_id=stored.id,
         endpoint=ENDPOINT,
-        completion_window=settings.BATCH_COMPLETION_WINDOWS[-1],
+        completion_window=live.get("BATCH_COMPLETION_WINDOWS")[-1],
         metadata={
             "kind": "benchmark",
             "benchmark_run": str(run.pk),

@@ -13,6 +13,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from batchserver import live
 from batchserver.api.errors import ApiError, NotFoundError
 from batchserver.api.pagination import cursor_page, list_body
 from batchserver.storage import download_url, store_errors
@@ -60,7 +61,7 @@ class FileListCreateView(APIView):
         data = request.data
         if handler.too_large:
             raise ApiError(
-                f"File is larger than the limit of {settings.BATCH_MAX_FILE_BYTES} bytes.",
+                f"File is larger than the limit of {live.get('BATCH_MAX_FILE_BYTES')} bytes.",
                 param="file",
                 code="file_too_large",
                 status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
@@ -95,9 +96,9 @@ class FileListCreateView(APIView):
                 param="file",
                 code="invalid_file_format",
             )
-        if lines > settings.BATCH_MAX_LINES:
+        if lines > live.get("BATCH_MAX_LINES"):
             raise ApiError(
-                f"A batch input file may have at most {settings.BATCH_MAX_LINES} "
+                f"A batch input file may have at most {live.get('BATCH_MAX_LINES')} "
                 f"lines; this one has {lines}.",
                 param="file",
                 code="too_many_lines",

@@ -57,6 +57,15 @@ class BatchQuerySet(models.QuerySet):
     def finished(self) -> BatchQuerySet:
         return self.filter(status__in=Batch.TERMINAL)
 
+    def purgeable(self, ended_before: datetime) -> BatchQuerySet:
+        """Ended before ``ended_before`` and not purged yet; half-purged ones first."""
+        return (
+            self.finished()
+            .with_ended_at()
+            .filter(ended__lt=ended_before, purged_at__isnull=True)
+            .order_by(models.F("purge_started_at").asc(nulls_last=True), "ended", "id")
+        )
+
     def created_between(
         self, after: datetime | None = None, before: datetime | None = None
     ) -> BatchQuerySet:
@@ -196,6 +205,9 @@ class Batch(models.Model):
     note = models.TextField(
         blank=True, help_text="Why the worker failed or retried, for operators."
     )
+    # Data retention (jobs/services/retention.py): prompts and answers deleted, summary kept.
+    purge_started_at = models.DateTimeField(null=True, blank=True)
+    purged_at = models.DateTimeField(null=True, blank=True)
 
     objects = BatchQuerySet.as_manager()
 
@@ -244,6 +256,24 @@ class Batch(models.Model):
         """Why the worker retried or failed something, for operators (the one writer)."""
         Batch.objects.filter(pk=self.pk).update(note=text)
         self.note = text
+
+    @property
+    def purge_state(self) -> str:
+        """ "" (data kept), "purging" (started, not finished: answers incomplete), "purged"."""
+        if self.purged_at is not None:
+            return "purged"
+        return "purging" if self.purge_started_at is not None else ""
+
+    def start_purge(self) -> None:
+        """Mark the purge as started (kept if it was: a resumed purge keeps its first time)."""
+        Batch.objects.filter(pk=self.pk, purge_started_at__isnull=True).update(
+            purge_started_at=timezone.now()
+        )
+
+    def finish_purge(self) -> None:
+        now = timezone.now()
+        Batch.objects.filter(pk=self.pk).update(purged_at=now)
+        self.purged_at = now
 
     def set_paused(self, paused: bool) -> bool:
         """Pause or resume while queued or running; False if the batch has moved on."""

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from batchserver import live
 from jobs.models.batches import Batch, prefers_loaded
 
 
@@ -132,7 +132,7 @@ class BatchChunk(models.Model):
 
     @staticmethod
     def lease_from_now() -> datetime:
-        return timezone.now() + timedelta(seconds=settings.BATCH_LEASE_SECONDS)
+        return timezone.now() + timedelta(seconds=live.get("BATCH_LEASE_SECONDS"))
 
     def release(self) -> bool:
         """Give the chunk back unfinished (its run failed): claimable again at once."""

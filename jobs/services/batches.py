@@ -6,12 +6,11 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from batchserver import correlation
+from batchserver import correlation, live
 from batchserver.errors import Conflict, Invalid, NotFound
 from batchserver.models import ApiKey
 from jobs.models import Batch, File, WebhookSubscription
@@ -24,7 +23,7 @@ _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
 def window_seconds(window: str) -> int | None:
     """Seconds of a completion window like ``24h`` if the operator allows it, else None."""
     match = _WINDOW.match(window or "")
-    if not match or window not in settings.BATCH_COMPLETION_WINDOWS:
+    if not match or window not in live.get("BATCH_COMPLETION_WINDOWS"):
         return None
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
@@ -72,7 +71,7 @@ def create_batch(
     check_batch_plugins(metadata)  # a batch that names a plugin this server has not enabled
     seconds = window_seconds(completion_window)
     if seconds is None:
-        allowed = ", ".join(repr(w) for w in settings.BATCH_COMPLETION_WINDOWS)
+        allowed = ", ".join(repr(w) for w in live.get("BATCH_COMPLETION_WINDOWS"))
         raise Invalid(
             f"completion_window must be one of {allowed}.",
             param="completion_window",

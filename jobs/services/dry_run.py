@@ -19,6 +19,7 @@ from typing import Any
 
 from django.conf import settings
 
+from batchserver import live
 from batchserver.errors import NotFound
 from batchserver.models import ApiKey
 from jobs.models import File
@@ -176,7 +177,7 @@ def _scan(file: File, endpoint: str) -> tuple[dict[str, ModelFigures], list[Line
             handle,
             endpoint,
             model_error,
-            max_lines=settings.BATCH_MAX_LINES,
+            max_lines=live.get("BATCH_MAX_LINES"),
             allow_mixed_models=settings.BATCH_ALLOW_MIXED_MODELS,
         ):
             if isinstance(item, LineError):

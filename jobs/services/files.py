@@ -63,6 +63,19 @@ def create_file(
     return file
 
 
+def create_file_from_stream(
+    owner: ApiKey, stream: IO[bytes], *, purpose: str, filename: str, line_count: int | None = None
+) -> File:
+    """Store bytes another app wrote (an export in a temporary file) as a Files API file, so
+    the SDK can download it. ``stream`` must be seekable; it is read in chunks, never whole."""
+    stream.seek(0, os.SEEK_END)
+    size = stream.tell()
+    stream.seek(0)
+    wrapped = DjangoFile(stream, name=filename)
+    wrapped.size = size
+    return create_file(owner, wrapped, purpose=purpose, filename=filename, line_count=line_count)
+
+
 def get_file(file_id: str, owner: ApiKey | None = None) -> File:
     """The file ``file_id`` (only if ``owner`` owns it, when given); ``NotFound`` otherwise."""
     files = File.objects.all() if owner is None else File.objects.owned_by(owner)

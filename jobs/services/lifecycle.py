@@ -6,6 +6,7 @@ Each function re-reads the batch and does nothing if it has moved on, so a task 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -15,13 +16,14 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from batchserver import correlation, fastjson
+from batchserver import correlation, fastjson, live
 from batchserver.db.retry import db_retry
 from batchserver.errors import Invalid
+from batchserver.models import ApiKey
 from jobs.assembly import close_out
 from jobs.models import Batch, BatchChunk, BatchRequest, File
 from jobs.validation import LineError, ParsedLine, check_lines
-from models_registry.services import find_active_model
+from models_registry.services import find_active_model, find_offered_model
 from plugins import services as plugin_services
 
 logger = logging.getLogger(__name__)
@@ -49,10 +51,18 @@ def note_db_recovery(args: tuple[Any, ...], result: Any, text: str) -> None:
             return
 
 
-def model_error(name: str, endpoint: str) -> tuple[str, str] | None:
-    """(code, message) when the registry cannot serve ``name`` on ``endpoint``."""
-    model = find_active_model(name)
+def model_error(name: str, endpoint: str, *, operator: bool = False) -> tuple[str, str] | None:
+    """(code, message) when the registry cannot serve ``name`` on ``endpoint``.
+
+    Clients get only the models the registry offers; operator work (the console key's batches,
+    e.g. a model test) may name any active model, also one that failed its last test.
+    """
+    model = find_active_model(name) if operator else find_offered_model(name)
     if model is None:
+        if not operator and find_active_model(name) is not None:
+            return "model_not_available", (
+                f"model {name!r} failed its last test and is not offered until it passes."
+            )
         return "model_not_found", f"model {name!r} is not available on this server."
     if endpoint not in model.endpoints:
         return "unsupported_model_endpoint", f"model {name!r} does not serve {endpoint}."
@@ -65,11 +75,12 @@ def _check(batch: Batch):
     except File.DoesNotExist:  # the client deleted the input file before the worker read it
         raise FileNotFoundError(batch.input_file_id) from None
     handle = content.open("rb")
+    operator = ApiKey.objects.filter(pk=batch.owner_id, internal=True).exists()
     return handle, check_lines(
         handle,
         batch.endpoint,
-        model_error,
-        max_lines=settings.BATCH_MAX_LINES,
+        functools.partial(model_error, operator=operator),
+        max_lines=live.get("BATCH_MAX_LINES"),
         allow_mixed_models=settings.BATCH_ALLOW_MIXED_MODELS,
     )
 
@@ -106,7 +117,7 @@ def _insert_rows(batch: Batch, items, plan) -> Inserted:
     """Insert one row per valid line; keep scanning (without inserting) once a line is bad."""
     done = Inserted()
     buffer: list[Row] = []
-    size = settings.BATCH_CHUNK_SIZE
+    size = live.get("BATCH_CHUNK_SIZE")
     write = _copy_rows if connection.vendor == "postgresql" else _create_rows
     for item in items:
         if isinstance(item, LineError):
@@ -202,7 +213,7 @@ def validate_and_split(batch: Batch) -> None:
             errors = done.errors
             if errors:
                 raise _Abort
-            size = settings.BATCH_CHUNK_SIZE
+            size = live.get("BATCH_CHUNK_SIZE")
             BatchChunk.objects.bulk_create(
                 BatchChunk(batch=batch, index=i, size=min(size, done.count - i * size))
                 for i in range(math.ceil(done.count / size))

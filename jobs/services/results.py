@@ -50,6 +50,11 @@ def get_batch(batch_id: str, owner: ApiKey | None = None) -> Batch:
         raise NotFound("batch", batch_id, param="batch_id") from None
 
 
+def existing_batch_ids(batch_ids: Iterable[str]) -> set[str]:
+    """Which of ``batch_ids`` still exist (curation marks records whose batch was deleted)."""
+    return set(Batch.objects.filter(pk__in=list(batch_ids)).values_list("pk", flat=True))
+
+
 def iter_results(
     batch_id: str, *, statuses: Iterable[str] | None = None, chunk_size: int = 2000
 ) -> Iterator[ResultRow]:

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
+from batchserver import live
 from jobs.worker import kinds
 from jobs.worker.gpu import gpu_stats
 from jobs.worker.models import Worker
@@ -64,7 +65,7 @@ class Heartbeat:
             pass
 
     def _loop(self) -> None:
-        while not self._stop.wait(settings.WORKER_HEARTBEAT_SECONDS):
+        while not self._stop.wait(live.get("WORKER_HEARTBEAT_SECONDS")):
             try:
                 self.beat()
             except DatabaseError as exc:  # the database is away: keep trying, never die
@@ -91,7 +92,7 @@ class Heartbeat:
                 "gpu": gpu_stats(),
             },
         )
-        lease = now + timedelta(seconds=settings.BATCH_LEASE_SECONDS)
+        lease = now + timedelta(seconds=live.get("BATCH_LEASE_SECONDS"))
         for kind in kinds.registered():
             kind.extend_leases(self.worker_id, lease)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+from batchserver import live
 
 
 class WorkerQuerySet(models.QuerySet):
@@ -69,7 +70,7 @@ class Worker(models.Model):
 
     @staticmethod
     def stale_after() -> timedelta:
-        return timedelta(seconds=settings.WORKER_HEARTBEAT_SECONDS * 3)
+        return timedelta(seconds=live.get("WORKER_HEARTBEAT_SECONDS") * 3)
 
     @property
     def is_alive(self) -> bool:

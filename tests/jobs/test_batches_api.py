@@ -310,6 +310,8 @@ def test_generation_model_on_the_embeddings_endpoint_fails(client_api, create_ba
 
 
 MODEL_FIELDS = {"id", "object", "created", "owned_by"}
+# Extensions of issue #11 (docs/models.md): lineage, kind, test status.
+MODEL_EXTENSIONS = {"parent", "version", "origin", "base", "kind", "test_status"}
 
 
 def test_models_list(client_api, model):
@@ -320,19 +322,23 @@ def test_models_list(client_api, model):
     by_id = {m["id"]: m for m in body["data"]}
     assert FAKE_MODEL in by_id
     assert "retired-model" not in by_id
-    assert all(set(m) == MODEL_FIELDS and m["object"] == "model" for m in body["data"])
+    assert all(
+        set(m) == MODEL_FIELDS | MODEL_EXTENSIONS and m["object"] == "model" for m in body["data"]
+    )
     assert isinstance(by_id[FAKE_MODEL]["created"], int)
 
 
 def test_model_detail(client_api, model):
     response = client_api.get(f"/v1/models/{FAKE_MODEL}")
     assert response.status_code == 200
-    assert response.json() == {
+    body = response.json()
+    assert {k: body[k] for k in MODEL_FIELDS} == {
         "id": FAKE_MODEL,
         "object": "model",
         "created": int(model.created_at.timestamp()),
         "owned_by": "batchserver",
     }
+    assert set(body) == MODEL_FIELDS | MODEL_EXTENSIONS | {"usage"}
 
 
 def test_model_id_with_a_slash(client_api, db):

@@ -18,11 +18,13 @@ import os
 import random
 import statistics
 import time
+from collections import Counter
 
 import pytest
 
 from batchserver.models import ApiKey
 from jobs.models import Batch, BatchChunk, BatchRequest
+from jobs.worker.models import Worker
 from models_registry.services import register_model
 from tests.cluster import ClusterProcess, kill_group, running_cluster, start_worker
 from tests.conftest import FAKE_MODEL
@@ -59,6 +61,12 @@ def _status(batch_id: str) -> str:
     return Batch.objects.values_list("status", flat=True).get(pk=batch_id)
 
 
+def _chunks_by_worker(batch_id: str) -> dict[str, int]:
+    """Who ran the batch's chunks (a worker of another test on this database would show here)."""
+    chunks = BatchChunk.objects.filter(batch_id=batch_id)
+    return dict(Counter(chunks.values_list("worker_id", flat=True)))
+
+
 def test_sigkilled_workers_lose_and_repeat_no_line(committed, tmp_path):
     rng = random.Random(SEED)
     with running_cluster(tmp_path, **WORKER_ENV) as cluster:
@@ -81,48 +89,57 @@ def test_sigkilled_workers_lose_and_repeat_no_line(committed, tmp_path):
         # given the batch running on the worker
         wait_for(lambda: _done(batch_id) > 0, 60, "first chunk", diagnostics=diagnostics)
 
-        # when its whole process group is SIGKILLed at random moments, and restarted each time
-        resumes, restarts, leftovers, in_flight = [], [], [], set()
-        for kill in range(1, KILLS + 1):
-            time.sleep(rng.uniform(0.3, 2.5))
-            assert _status(batch_id) == "in_progress", f"batch ended before kill {kill}"
-            in_flight |= set(
-                BatchChunk.objects.filter(batch_id=batch_id, status="leased").values_list(
-                    "index", flat=True
+        try:
+            # when its whole process group is SIGKILLed at random moments, and restarted each time
+            resumes, restarts, leftovers, in_flight = [], [], [], set()
+            for kill in range(1, KILLS + 1):
+                time.sleep(rng.uniform(0.3, 2.5))
+                assert _status(batch_id) == "in_progress", (
+                    f"batch ended before kill {kill}; chunks by worker: "
+                    f"{_chunks_by_worker(batch_id)}; workers: "
+                    f"{list(Worker.objects.values_list('worker_id', 'state'))}"
                 )
-            )
-            killed_at = time.monotonic()
-            leftovers.append(kill_group(worker))
-            assert leftovers[-1] == [], f"kill {kill}: processes left: {leftovers[-1]}"
-            done_at_kill = _done(batch_id)
-            worker = start_worker(cluster.env, tmp_path, f"worker-{kill}")
-            logs.append(worker)
-            restarts.append(time.monotonic() - killed_at)
-            nudge()
+                in_flight |= set(
+                    BatchChunk.objects.filter(batch_id=batch_id, status="leased").values_list(
+                        "index", flat=True
+                    )
+                )
+                killed_at = time.monotonic()
+                leftovers.append(kill_group(worker))
+                assert leftovers[-1] == [], f"kill {kill}: processes left: {leftovers[-1]}"
+                done_at_kill = _done(batch_id)
+                worker = start_worker(cluster.env, tmp_path, f"worker-{kill}")
+                logs.append(worker)
+                restarts.append(time.monotonic() - killed_at)
+                nudge()
+                wait_for(
+                    lambda n=done_at_kill: _done(batch_id) > n,
+                    RESUME_TIMEOUT,
+                    f"progress after kill {kill}",
+                    while_waiting=nudge,
+                    diagnostics=diagnostics,
+                )
+                resumes.append(time.monotonic() - killed_at)
+
+            # then the batch completes ...
             wait_for(
-                lambda n=done_at_kill: _done(batch_id) > n,
-                RESUME_TIMEOUT,
-                f"progress after kill {kill}",
+                lambda: _status(batch_id) not in ("in_progress", "finalizing"),
+                FINISH_TIMEOUT,
+                "end of the batch",
                 while_waiting=nudge,
                 diagnostics=diagnostics,
             )
-            resumes.append(time.monotonic() - killed_at)
-
-        # then the batch completes ...
-        wait_for(
-            lambda: _status(batch_id) not in ("in_progress", "finalizing"),
-            FINISH_TIMEOUT,
-            "end of the batch",
-            while_waiting=nudge,
-            diagnostics=diagnostics,
-        )
-        batch = client.batches.retrieve(batch_id)
-        texts = [client.files.content(batch.output_file_id).text]
-        if batch.error_file_id:
-            texts.append(client.files.content(batch.error_file_id).text)
-        graceful = worker.stop()
-        assert not worker.members(), "the last worker left processes behind"
-        assert graceful
+            batch = client.batches.retrieve(batch_id)
+            texts = [client.files.content(batch.output_file_id).text]
+            if batch.error_file_id:
+                texts.append(client.files.content(batch.error_file_id).text)
+            graceful = worker.stop()
+            assert not worker.members(), "the last worker left processes behind"
+            assert graceful
+        finally:  # a failed test stops the workers it restarted, or they outlive it
+            for process in logs:
+                if process.members():
+                    process.stop()
 
     assert batch.status == "completed", batch
     assert batch.request_counts.total == REQUESTS

@@ -2,11 +2,11 @@
 """Plugin pages in headless Chromium on the live gunicorn + qcluster pair: Batch Submitter through
 its form (the issue's end-to-end test), and Candidate Evaluator from its page to the ranking.
 
-The fixtures are those of tests/e2e (imported: same browser, server and rules): Debian's
-Chromium, no request may leave for another host, no script error, no 4xx/5xx, and the
-cluster's logs stay free of errors. The /plugins page's previews (our vendored script) render
-the plugin's component; the form previews the JSONL, submits, and the batch page follows the
-batch to ``completed``.
+The fixtures are those of tests/e2e (same browser, server and rules; the live cluster is this
+package's, so it stops when the package's tests end): Debian's Chromium, no request may leave
+for another host, no script error, no 4xx/5xx, and the cluster's logs stay free of errors. The
+/plugins page's previews (our vendored script) render the plugin's component; the form previews
+the JSONL, submits, and the batch page follows the batch to ``completed``.
 """
 
 from __future__ import annotations
@@ -17,12 +17,6 @@ from pathlib import Path
 import pytest
 
 from plugins import services
-from tests.e2e.conftest import (  # noqa: F401
-    _cluster_logs_stay_clean,
-    _committed,
-    live_api_key,
-    live_cluster,
-)
 from tests.e2e.test_admin_pages import (  # noqa: F401
     admin_page,
     browser,

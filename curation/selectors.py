@@ -1,0 +1,285 @@
+"""Reads for the pages and the API: dataset progress, a record's neighbours in a filter, and
+the analytics of the enhanced workbench (ratings per model, agreement, lengths, labels)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import date
+from itertools import combinations
+from typing import Any
+
+from django.core.cache import cache
+from django.db.models import Count, Q
+from django.db.models.functions import Length, TruncDate
+
+from batchserver.models import ApiKey
+from curation.filters import RecordFilter, select
+from curation.models import Dataset, Event, Judgement, Membership, Record, RecordQuerySet
+from curation.services.review import event_labels
+
+REVIEWED = (
+    ~Q(record__status="pending") | Q(record__rating__isnull=False) | Q(record__thumb__isnull=False)
+)
+
+
+def datasets(owner: ApiKey | None = None) -> list[Dataset]:
+    queryset = Dataset.objects.all() if owner is None else Dataset.objects.filter(owner=owner)
+    return list(queryset.select_related("owner"))
+
+
+@dataclass
+class Progress:
+    total: int = 0
+    reviewed: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    gold: int = 0
+    train: int = 0
+    validation: int = 0
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.reviewed / self.total) if self.total else 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {**self.__dict__, "percent": self.percent}
+
+
+def progress(dataset_ids: list[int]) -> dict[int, Progress]:
+    """Per dataset: records, reviewed, accepted, rejected, gold and the split, in one query."""
+    rows = (
+        Membership.objects.filter(dataset_id__in=dataset_ids)
+        .values("dataset_id")
+        .annotate(
+            total=Count("id"),
+            reviewed=Count("id", filter=REVIEWED),
+            accepted=Count("id", filter=Q(record__status="accepted")),
+            rejected=Count("id", filter=Q(record__status="rejected")),
+            gold=Count("id", filter=Q(record__gold=True)),
+            train=Count("id", filter=Q(split="train")),
+            validation=Count("id", filter=Q(split="validation")),
+        )
+    )
+    found = {i: Progress() for i in dataset_ids}
+    for row in rows:
+        dataset_id = row.pop("dataset_id")
+        found[dataset_id] = Progress(**row)
+    return found
+
+
+@dataclass
+class Position:
+    """Where a record sits in a filter's selection (ordered by id)."""
+
+    record: Record | None
+    index: int  # 1-based
+    total: int
+    previous_id: int | None
+    next_id: int | None
+
+
+SMALL_SELECTION = 2000  # up to this many ids, a selection is read once and counted here
+
+
+def position(flt: RecordFilter, record_id: int | None, owner: ApiKey | None = None) -> Position:
+    """The record ``record_id`` (else the first of the selection) and its neighbours.
+
+    A selection of up to 2,000 records is one query of ids (a text search, a narrow filter);
+    a larger one is counted by the database (one aggregate) around the record.
+    """
+    records = select(flt, owner)
+    with_content = Record.objects.select_related("content")
+    if _dataset_only(flt, owner):  # counted from the memberships' index: no probe needed
+        ids = list(records.order_by("id").values_list("id", flat=True)[:1])
+    else:
+        ids = list(records.order_by("id").values_list("id", flat=True)[: SMALL_SELECTION + 1])
+    if not ids:
+        return Position(None, 0, 0, None, None)
+    if not _dataset_only(flt, owner) and len(ids) <= SMALL_SELECTION:
+        at = ids.index(record_id) if record_id in ids else 0
+        return Position(
+            with_content.get(pk=ids[at]),
+            at + 1,
+            len(ids),
+            ids[at - 1] if at > 0 else None,
+            ids[at + 1] if at + 1 < len(ids) else None,
+        )
+    record = None
+    if record_id is not None:  # only if the selection holds it
+        record = with_content.filter(pk__in=records.filter(pk=record_id).values("id")).first()
+    if record is None:
+        record = with_content.get(pk=ids[0])
+    return _counted(flt, records, record, owner)
+
+
+def _dataset_only(flt: RecordFilter, owner: ApiKey | None) -> bool:
+    return flt.dataset is not None and flt == RecordFilter(dataset=flt.dataset) and owner is None
+
+
+def _counted(
+    flt: RecordFilter, records: RecordQuerySet, record: Record, owner: ApiKey | None
+) -> Position:
+    if flt.dataset is not None and _dataset_only(flt, owner):
+        # The dataset alone: its memberships answer from their index, no join with records.
+        members = Membership.objects.filter(dataset_id=flt.dataset)
+        counts = members.aggregate(
+            total=Count("id"), before=Count("id", filter=Q(record_id__lt=record.pk))
+        )
+    else:
+        counts = records.aggregate(
+            total=Count("id"), before=Count("id", filter=Q(id__lt=record.pk))
+        )
+    previous_id = (
+        records.filter(id__lt=record.pk).order_by("-id").values_list("id", flat=True).first()
+    )
+    next_id = records.filter(id__gt=record.pk).order_by("id").values_list("id", flat=True).first()
+    return Position(record, counts["before"] + 1, counts["total"], previous_id, next_id)
+
+
+CHOICES_SECONDS = 30  # the filter's model and label choices may lag this much
+
+
+def models_of(records: RecordQuerySet) -> list[str]:
+    return sorted(set(records.order_by().values_list("model", flat=True).distinct()))
+
+
+def labels_of(records: RecordQuerySet, limit: int = 200) -> list[str]:
+    """The labels in use (for the filter's choices)."""
+    seen: set[str] = set()
+    for text in records.exclude(labels="").order_by().values_list("labels", flat=True).distinct():
+        seen.update(x for x in text.split(",") if x)
+        if len(seen) >= limit:
+            break
+    return sorted(seen)
+
+
+def filter_choices() -> dict[str, list[str]]:
+    """Models and labels in use, for the workbench's filter (cached: a scan of every record)."""
+    found = cache.get("curation:choices")
+    if found is None:
+        everything = Record.objects.all()
+        found = {"models": models_of(everything), "labels": labels_of(everything)}
+        cache.set("curation:choices", found, CHOICES_SECONDS)
+    return found
+
+
+def rating_distribution(records: RecordQuerySet) -> dict[str, list[int]]:
+    """Per model: how many records got each rating 1–5."""
+    out: dict[str, list[int]] = defaultdict(lambda: [0] * 5)
+    rows = (
+        records.filter(rating__isnull=False)
+        .order_by()
+        .values("model", "rating")
+        .annotate(n=Count("id"))
+    )
+    for row in rows:
+        out[row["model"] or "(none)"][row["rating"] - 1] = row["n"]
+    return dict(sorted(out.items()))
+
+
+@dataclass
+class Agreement:
+    """Between reviewers of the same records: how often their judgements match."""
+
+    records: int  # records judged by two reviewers or more
+    rating: float | None  # share of reviewer pairs with the same rating
+    status: float | None
+    pairs: dict[tuple[str, str], tuple[int, int]]  # (a, b) → (pairs rated by both, same)
+
+
+def agreement(records: RecordQuerySet) -> Agreement:
+    judged = (
+        Judgement.objects.filter(record__in=records.values("id"))
+        .order_by("record_id", "reviewer")
+        .values_list("record_id", "reviewer", "rating", "status")
+    )
+    by_record: dict[int, list[tuple[str, int | None, str]]] = defaultdict(list)
+    for record_id, reviewer, rating, status in judged.iterator(chunk_size=5000):
+        by_record[record_id].append((reviewer, rating, status))
+    rating_pairs = rating_same = status_pairs = status_same = 0
+    pairs: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    multi = 0
+    for found in by_record.values():
+        if len(found) < 2:
+            continue
+        multi += 1
+        for (a, ra, sa), (b, rb, sb) in combinations(found, 2):
+            if ra is not None and rb is not None:
+                rating_pairs += 1
+                rating_same += ra == rb
+                pairs[(a, b)][0] += 1
+                pairs[(a, b)][1] += ra == rb
+            if sa and sb and sa != "pending" and sb != "pending":
+                status_pairs += 1
+                status_same += sa == sb
+    return Agreement(
+        multi,
+        rating_same / rating_pairs if rating_pairs else None,
+        status_same / status_pairs if status_pairs else None,
+        {k: (v[0], v[1]) for k, v in sorted(pairs.items())},
+    )
+
+
+def histogram(values: list[int], buckets: int = 10) -> tuple[list[str], list[float | None]]:
+    """Equal-width buckets over the values' range: labels and counts."""
+    if not values:
+        return [], []
+    low, high = min(values), max(values)
+    width = max(1, -(-(high - low + 1) // buckets))
+    counts = Counter((v - low) // width for v in values)
+    n = (high - low) // width + 1
+    labels = [f"{low + i * width}–{low + (i + 1) * width - 1}" for i in range(n)]
+    return labels, [float(counts.get(i, 0)) for i in range(n)]
+
+
+def lengths(records: RecordQuerySet) -> tuple[list[int], list[int]]:
+    """Answer lengths (characters) and output tokens of every record."""
+    rows = (
+        records.order_by()
+        .annotate(chars=Length("content__answer"))
+        .values_list("chars", "output_tokens")
+    )
+    chars, tokens = [], []
+    for c, t in rows.iterator(chunk_size=5000):
+        chars.append(c or 0)
+        tokens.append(t or 0)
+    return chars, tokens
+
+
+def labels_over_time(records: RecordQuerySet) -> dict[str, list[tuple[date, int]]]:
+    """Per label, how many times it was added each day (from the history)."""
+    per: dict[str, Counter] = defaultdict(Counter)
+    events = (
+        Event.objects.filter(record__in=records.values("id"), field="labels")
+        .annotate(day=TruncDate("at"))
+        .only("before", "after", "at")
+    )
+    for event in events.iterator(chunk_size=5000):
+        added, _ = event_labels(event)
+        for label in added:
+            per[label][event.day] += 1  # type: ignore[attr-defined]
+    return {label: sorted(days.items()) for label, days in sorted(per.items())}
+
+
+def worst_rated(records: RecordQuerySet, limit: int = 10) -> list[Record]:
+    return list(
+        records.filter(Q(rating__isnull=False) | Q(thumb=-1))
+        .select_related("content")
+        .order_by("rating", "thumb", "id")[:limit]
+    )
+
+
+def analytics(flt: RecordFilter, owner: ApiKey | None = None) -> dict[str, Any]:
+    """Everything the enhanced workbench charts, for the records a filter selects."""
+    records = select(flt, owner)
+    chars, tokens = lengths(records)
+    return {
+        "count": len(chars),
+        "ratings": rating_distribution(records),
+        "agreement": agreement(records),
+        "chars": histogram(chars),
+        "tokens": histogram(tokens),
+        "labels": labels_over_time(records),
+        "worst": worst_rated(records),
+    }
