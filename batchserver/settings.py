@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "benchmarks",
     "curation",
     "batchserver.operations",  # the console's own pages (label "operations")
+    "finetuning",
 ]
 
 MIDDLEWARE = [
@@ -369,3 +370,19 @@ LOGGING = logging_config(LOG_FORMAT, env.str("LOG_LEVEL", default="INFO"))
 
 # Curation (docs/curation.md): the most lines an uploaded JSONL dataset may have.
 CURATION_UPLOAD_MAX_LINES = env.int("CURATION_UPLOAD_MAX_LINES", default=50_000)
+
+# --- Fine-tuning (docs/finetuning.md) --------------------------------------------------------
+# Job folders (copied data, the Trainer's checkpoints, the adapter) and merged models.
+FINETUNE_DIR = Path(env.str("FINETUNE_DIR", default=str(DATA_DIR / "finetuning")))
+FINETUNE_MODELS_DIR = Path(env.str("FINETUNE_MODELS_DIR", default=str(MODELS_DIR / "fine-tuned")))
+# A training slice checkpoints and hands the GPU back to the queue after this many seconds.
+FINETUNE_SLICE_SECONDS = env.float("FINETUNE_SLICE_SECONDS", default=300.0)
+# A checkpoint every N steps (and at each epoch's end): what a killed worker loses at most.
+FINETUNE_CHECKPOINT_STEPS = env.int("FINETUNE_CHECKPOINT_STEPS", default=20)
+# Longest example, in tokens after the chat template (capped by the model's max_model_len).
+FINETUNE_MAX_TOKENS = env.int("FINETUNE_MAX_TOKENS", default=2048)
+FINETUNE_MIN_EXAMPLES = env.int("FINETUNE_MIN_EXAMPLES", default=10)
+# Learning rate for a multiplier of 1 (LoRA trains well around 1e-4 to 2e-4).
+FINETUNE_BASE_LEARNING_RATE = env.float("FINETUNE_BASE_LEARNING_RATE", default=2e-4)
+# torch threads of the training process on CPU (0: torch's default, all cores).
+FINETUNE_THREADS = env.int("FINETUNE_THREADS", default=0)

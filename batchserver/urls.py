@@ -18,6 +18,7 @@ urlpatterns = [
     path("v1/", include("models_registry.api.urls")),
     path("v1/", include("benchmarks.api.urls")),  # staff only (session), never an API key
     path("v1/", include("curation.api.urls")),  # API keys (own datasets) and staff sessions
+    path("v1/", include("finetuning.api.urls")),
     re_path(r"^v1/(?P<rest>.*)$", api_not_found),
     path(
         "", include("batchserver.operations.urls")
@@ -26,6 +27,7 @@ urlpatterns = [
     path("", include("plugins.urls")),  # /plugins and the pages plugins contribute
     path("api/", include("plugins.api.urls")),  # the plugins' staff API
     path("", include("benchmarks.pages.urls")),  # /benchmark-runner, /model-comparison
+    path("", include("finetuning.urls")),  # /fine-tuning
     path("", include("benchmarks.api.admin_urls")),  # /admin/benchmarks/…, before the admin
     path("", include("models_registry.pages.urls")),  # /model-management, /add-model, /models/…
     path("", include("models_registry.api.admin_urls")),  # /admin/models/…, before the admin

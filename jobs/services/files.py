@@ -85,6 +85,14 @@ def get_file(file_id: str, owner: ApiKey | None = None) -> File:
         raise NotFound("file", file_id, param="file_id") from None
 
 
+def list_files(owner: ApiKey, purpose: str | None = None, limit: int = 100) -> list[File]:
+    """The newest files of ``owner`` (of one ``purpose``, when given), for other apps' forms."""
+    files = File.objects.owned_by(owner).order_by("-created_at")
+    if purpose is not None:
+        files = files.filter(purpose=purpose)
+    return list(files[:limit])
+
+
 def open_file(file_id: str, owner: ApiKey | None = None, *, param: str = "file_id") -> IO[bytes]:
     """The stored bytes of a file, opened for reading (other apps read uploads through this).
 
