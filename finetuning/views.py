@@ -143,7 +143,11 @@ def page(request: HttpRequest) -> HttpResponse:
             if not hasattr(request, "invalid_form"):
                 return redirect(f"{request.path}?job={shown}" if shown else request.path)
     owner = ApiKey.console_key()
-    form = getattr(request, "invalid_form", None) or JobForm(files_choices=_file_choices(owner))
+    # ?training_file=<id> (the curation page's "start a fine-tuning job" link) preselects a file
+    initial = {"training_file": request.GET.get("training_file", "")}
+    form = getattr(request, "invalid_form", None) or JobForm(
+        initial=initial, files_choices=_file_choices(owner)
+    )
     followed = FineTuningJob.objects.filter(pk=request.GET.get("job", "")).first()
     context = {
         "form": form,

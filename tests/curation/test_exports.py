@@ -69,7 +69,7 @@ def test_finetuning_export_takes_accepted_records_with_the_correction(upload_dat
         ]
     }
     assert lines[1]["messages"][-1] == {"role": "assistant", "content": "answer 1"}
-    assert result.fine_tuning_url is None  # no finetuning app here
+    assert result.fine_tuning_url == f"/fine-tuning?training_file={result.file_id}"
 
 
 def test_finetuning_export_of_gold_only_and_of_too_few_examples(upload_dataset):
