@@ -11,12 +11,20 @@ import pytest
 
 from batchserver.models import ApiKey
 from jobs.services.results import get_batch
+from jobs.worker.engine.manager import get_engine
 from models_registry import model_tests
 from models_registry.models import Model, ModelTest
 from models_registry.services import register_model
 from tests.conftest import FAKE_MODEL, jsonl, request_line
 
 TEST = "/admin/models/test"
+
+
+@pytest.fixture(autouse=True)
+def _no_model_loaded():
+    """Each test starts with nothing loaded in this process's engine, as on a fresh worker: a
+    model test then measures the load it causes (an earlier test may have left the model up)."""
+    get_engine().shutdown()
 
 
 def test_a_model_test_runs_through_the_batch_pipeline_and_records_its_figures(
