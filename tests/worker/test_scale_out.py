@@ -4,6 +4,9 @@ Their own web server and workers, on the Redis broker (django-q2 reads ``REDIS_U
 cluster name of their own, so no other test run's queue is read or fed. The fake engine takes
 ``FAKE_DELAY_PER_REQUEST_MS`` per request, so a 2,000-line batch in chunks of 50 runs long enough
 for the second worker to join through ``run_work``'s fan-out.
+
+It lives outside ``tests/e2e`` so that the e2e package's live cluster (whose worker shares the
+test database) is stopped before it runs: ``running_cluster`` refuses to start beside it.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from tests.e2e.conftest import (
 
 redis = pytest.importorskip("redis")
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
 REDIS_URL = os.environ.get("E2E_REDIS_URL", "redis://127.0.0.1:6379/0")
 LINES = 2000
