@@ -10,7 +10,6 @@ We only ever signal the group whose leader we started.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing
 import os
@@ -35,7 +34,6 @@ from jobs.worker.gpu import gpu_stats
 
 logger = logging.getLogger(__name__)
 
-PR_SET_PDEATHSIG = 1
 LOAD_TIMEOUT = float(os.environ.get("BATCHSERVER_ENGINE_LOAD_TIMEOUT", "900"))
 RUN_TIMEOUT = float(os.environ.get("BATCHSERVER_ENGINE_RUN_TIMEOUT", "1200"))
 STOP_GRACE = float(os.environ.get("BATCHSERVER_ENGINE_STOP_GRACE", "15"))
@@ -86,12 +84,12 @@ def _kill_own_group(*_: Any) -> None:
 
 
 def _die_with_parent(parent_pid: int) -> None:
-    """Two ways to notice the worker's death: the kernel's signal, and a watcher thread."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
+    """Notice the worker's death: a watcher thread sees the parent change, and kills the group.
+
+    Not the kernel's PR_SET_PDEATHSIG: it fires when the *thread* that started this process
+    ends, and the warm start starts the host from a thread that ends once the model is loaded
+    (the engine was then killed under the first batch, and loaded a second time).
+    """
     signal.signal(signal.SIGTERM, _kill_own_group)
 
     def watch() -> None:
