@@ -45,12 +45,11 @@ SHIPPED = ("batch-submitter", "quality-rater", "candidate-evaluator")
 
 def inline_batch(n: int, enabled: bool) -> tuple[float, float]:
     """Wall and CPU seconds of one batch of ``n`` requests run inline from creation to its end."""
-    import json
-
     from django.core.files.base import ContentFile
     from django.db import transaction
 
     from batchserver.models import ApiKey
+    from bench.orchestration_overhead import input_file
     from jobs.models import Batch
     from jobs.services import batches, files
     from plugins import services
@@ -58,22 +57,7 @@ def inline_batch(n: int, enabled: bool) -> tuple[float, float]:
     for plugin_id in SHIPPED:
         services.enable(plugin_id) if enabled else services.disable(plugin_id, "benchmark")
     owner = ApiKey.console_key()
-    lines = (
-        json.dumps(
-            {
-                "custom_id": f"r{i}",
-                "method": "POST",
-                "url": "/v1/chat/completions",
-                "body": {
-                    "model": "fake-model",
-                    "messages": [{"role": "user", "content": f"{i}+1?"}],
-                },
-            }
-        )
-        + "\n"
-        for i in range(n)
-    )
-    upload = ContentFile("".join(lines).encode(), name="inline.jsonl")
+    upload = ContentFile(input_file(n), name="inline.jsonl")
     file = files.create_file(owner, upload, purpose="batch", filename="inline.jsonl")
     wall, cpu = time.perf_counter(), time.process_time()
     with transaction.atomic():  # the validation task runs (inline) when this commits

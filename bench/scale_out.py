@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import sys
@@ -32,25 +31,9 @@ from openai import OpenAI
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import _cluster  # noqa: E402
 from bench._cluster import spread  # noqa: E402
+from bench.orchestration_overhead import input_file  # noqa: E402
 
 ENDED = ("completed", "failed", "expired", "cancelled")
-
-
-def input_file(n: int) -> bytes:
-    lines = (
-        {
-            "custom_id": f"r{i}",
-            "method": "POST",
-            "url": "/v1/chat/completions",
-            "body": {
-                "model": _cluster.FAKE_MODEL,
-                "max_tokens": 16,
-                "messages": [{"role": "user", "content": f"Question number {i}: what is {i}+1?"}],
-            },
-        }
-        for i in range(n)
-    )
-    return "".join(json.dumps(x) + "\n" for x in lines).encode()
 
 
 def chunks_per_worker(database_url: str, batch_id: str) -> list[int]:
