@@ -22,9 +22,13 @@ class JobsConfig(AppConfig):
         signals.batch_chunk_committed.connect(
             webhooks.on_chunk_committed, dispatch_uid="jobs.webhooks.progress"
         )
-        # The registry keeps each model's last load time and memory (model tests read them).
+        # The registry keeps each model's last load time and memory, and the engine's peak
+        # memory since that load (model tests read them).
         worker_signals.engine_loaded.connect(
             runner.note_engine_loaded, dispatch_uid="jobs.runner.engine_loaded"
+        )
+        worker_signals.engine_peak_memory.connect(
+            runner.note_engine_peak_memory, dispatch_uid="jobs.runner.engine_peak_memory"
         )
         # A django-q2 worker process prepares its engine as soon as it is spawned.
         post_spawn.connect(warm.warm_start, dispatch_uid="jobs.worker.warm")

@@ -35,7 +35,12 @@ from jobs.worker.engine.base import (
 )
 from jobs.worker.engine.manager import get_engine
 from jobs.worker.models import Worker
-from models_registry.services import find_active_model, record_load, record_throughput
+from models_registry.services import (
+    find_active_model,
+    record_load,
+    record_peak_memory,
+    record_throughput,
+)
 
 logger = logging.getLogger(__name__)
 R = BatchRequest.Status
@@ -49,15 +54,33 @@ def model_spec(model) -> ModelSpec:
     )
 
 
-def note_engine_loaded(sender, model: str, seconds: float, memory_bytes: int | None, **kw) -> None:
+def note_engine_loaded(
+    sender,
+    model: str,
+    seconds: float,
+    memory_bytes: int | None,
+    peak_memory_bytes: int | None = None,
+    **kw,
+) -> None:
     """``engine_loaded``: the registry keeps the model's last load figures.
 
     Only informative: a database hiccup here must never fail the load that just succeeded.
     """
     try:
-        record_load(model, seconds, memory_bytes)
+        record_load(model, seconds, memory_bytes, peak_memory_bytes)
     except Exception as exc:
         logger.warning("could not record the load of %s: %s", model, exc)
+
+
+def note_engine_peak_memory(sender, model: str, peak_memory_bytes: int, **kw) -> None:
+    """``engine_peak_memory``: a run took the engine's peak higher; the registry keeps it.
+
+    Only informative, like the load figures: never fails the run.
+    """
+    try:
+        record_peak_memory(model, peak_memory_bytes)
+    except Exception as exc:
+        logger.warning("could not record the peak memory of %s: %s", model, exc)
 
 
 def warm_model_name(worker_id: str) -> str:

@@ -56,6 +56,7 @@ class ModelAdmin(admin.ModelAdmin):
         "test_status",
         "last_load_seconds",
         "last_load_memory_bytes",
+        "last_peak_memory_bytes",
         "last_loaded_at",
         "page_link",
     )
@@ -103,6 +104,7 @@ class ModelAdmin(admin.ModelAdmin):
                     "measured_output_tokens_per_second",
                     "last_load_seconds",
                     "last_load_memory_bytes",
+                    "last_peak_memory_bytes",
                     "last_loaded_at",
                 )
             },

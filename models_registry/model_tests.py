@@ -4,10 +4,12 @@ The test batch goes through the same services, queue and worker as a client's (o
 ``ApiKey.console_key()``, tagged ``{"kind": "model_test"}``, so no client lists it); the worker
 loads the model for it like for any batch. When the batch ends (``batch_status_changed``),
 ``finish_test`` reads it through ``jobs.services.results`` and records: the load the worker
-reported (``engine_loaded``: seconds to ready, the engine's memory once ready), output tokens
-per second over the engine's run (the longest request's latency bounds that one engine call),
-the answers and the first error. A model whose test fails is no longer offered to clients
-(``Model.objects.offered()``) until a later test passes or an operator forces it.
+reported (``engine_loaded``: seconds to ready, the engine's memory once ready), the engine's
+peak memory over the load and the test's batch (sampled by the worker every 100 ms,
+``PEAK_MEMORY_MEASURE``; ``engine_peak_memory`` raises it after each run that went higher),
+output tokens per second over the engine's run (the longest request's latency bounds that one
+engine call), the answers and the first error. A model whose test fails is no longer offered to
+clients (``Model.objects.offered()``) until a later test passes or an operator forces it.
 """
 
 from __future__ import annotations
@@ -183,7 +185,8 @@ def _figures(test: ModelTest, batch: Any) -> dict[str, Any]:
         "output_tokens": tokens,
         "output_tokens_per_second": round(tokens / (longest / 1000), 1) if longest else None,
         "load_seconds": model.last_load_seconds,
-        "peak_memory_bytes": model.last_load_memory_bytes,
+        "peak_memory_bytes": model.last_peak_memory_bytes,
+        "ready_memory_bytes": model.last_load_memory_bytes,
         "loaded_for_test": loaded_for_test,
     }
 

@@ -23,6 +23,14 @@ class ModelQuerySet(models.QuerySet):
         )
 
 
+# What a peak memory figure is (the worker measures it: ``jobs.worker.engine.memory``).
+PEAK_MEMORY_MEASURE = (
+    "the highest sum of the resident memory (RSS) of the engine's process group (its host, "
+    "vLLM's engine core and workers), sampled every 100 ms, plus the GPU memory it holds; "
+    "pages the processes share count once per process"
+)
+
+
 class Model(models.Model):
     """One servable model with its per-model engine settings."""
 
@@ -87,9 +95,12 @@ class Model(models.Model):
     test_forced = models.BooleanField(
         default=False, help_text="Offer the model to clients even though its last test failed."
     )
-    # The last load any worker reported (``engine_loaded``): seconds to ready, engine memory.
+    # The last load any worker reported (``engine_loaded``): seconds to ready, engine memory
+    # once ready, and the engine's peak memory since that load (``PEAK_MEMORY_MEASURE``),
+    # raised by every run that went higher (``engine_peak_memory``).
     last_load_seconds = models.FloatField(null=True, blank=True, editable=False)
     last_load_memory_bytes = models.BigIntegerField(null=True, blank=True, editable=False)
+    last_peak_memory_bytes = models.BigIntegerField(null=True, blank=True, editable=False)
     last_loaded_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = ModelQuerySet.as_manager()
@@ -186,7 +197,10 @@ class ModelTest(models.Model):
     answers = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
     load_seconds = models.FloatField(null=True, blank=True)
+    # The engine's peak over the load and this test's batch (``PEAK_MEMORY_MEASURE``), and its
+    # memory once the model was ready.
     peak_memory_bytes = models.BigIntegerField(null=True, blank=True)
+    ready_memory_bytes = models.BigIntegerField(null=True, blank=True)
     # False when the model was already loaded: the load figures are then those of its last load.
     loaded_for_test = models.BooleanField(default=False)
     output_tokens = models.PositiveIntegerField(default=0)
@@ -215,6 +229,18 @@ class ModelTest(models.Model):
                 setattr(self, name, value)
         return bool(updated)
 
+    @property
+    def peak_memory_measure(self) -> str | None:
+        """What ``peak_memory_bytes`` is, and over which span (None when not measured)."""
+        if self.peak_memory_bytes is None:
+            return None
+        if self.loaded_for_test:
+            return f"{PEAK_MEMORY_MEASURE}; over the load and this test's batch"
+        return (
+            f"{PEAK_MEMORY_MEASURE}; since the model's last load (before this test), "
+            "every batch since and this test's included"
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.pk,
@@ -226,6 +252,8 @@ class ModelTest(models.Model):
             "finished_at": int(self.finished_at.timestamp()) if self.finished_at else None,
             "load_seconds": self.load_seconds,
             "peak_memory_bytes": self.peak_memory_bytes,
+            "peak_memory_measure": self.peak_memory_measure,
+            "ready_memory_bytes": self.ready_memory_bytes,
             "loaded_for_test": self.loaded_for_test,
             "output_tokens": self.output_tokens,
             "output_tokens_per_second": self.output_tokens_per_second,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Value
-from django.db.models.functions import Coalesce
+from django.db.models import BigIntegerField, F, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from batchserver.errors import Conflict, Invalid, NotFound
@@ -126,14 +126,33 @@ def seconds_for(output_tokens: float, tokens_per_second: float | None) -> float 
     return round(output_tokens / tokens_per_second, 1)
 
 
-def record_load(model_name: str, seconds: float, memory_bytes: int | None) -> None:
-    """Keep the last load a worker reported for a model (the ``engine_loaded`` signal)."""
+def record_load(
+    model_name: str, seconds: float, memory_bytes: int | None, peak_memory_bytes: int | None = None
+) -> None:
+    """Keep the last load a worker reported for a model (the ``engine_loaded`` signal): its
+    time, the engine's memory once ready, and its peak memory during the load."""
     if not model_name:
         return
     Model.objects.filter(name=model_name).update(
         last_load_seconds=seconds,
         last_load_memory_bytes=memory_bytes,
+        last_peak_memory_bytes=peak_memory_bytes,
         last_loaded_at=timezone.now(),
+    )
+
+
+def record_peak_memory(model_name: str, peak_memory_bytes: int) -> None:
+    """Raise the model's peak memory since its last load to what a worker's engine reached
+    (the ``engine_peak_memory`` signal). One UPDATE that only ever raises it, so two workers
+    serving the model cannot lower each other's figure; the next load starts it afresh."""
+    if not model_name or peak_memory_bytes is None:
+        return
+    Model.objects.filter(name=model_name).update(
+        last_peak_memory_bytes=Greatest(
+            Coalesce(F("last_peak_memory_bytes"), Value(0)),
+            Value(peak_memory_bytes),
+            output_field=BigIntegerField(),
+        )
     )
 
 

@@ -22,7 +22,7 @@ from batchserver import charts
 from batchserver.console import render_page
 from batchserver.errors import DomainError
 from models_registry import adding, model_tests, selectors, services
-from models_registry.models import Model, ModelImport, ModelTest
+from models_registry.models import PEAK_MEMORY_MEASURE, Model, ModelImport, ModelTest
 from models_registry.pages import forms
 
 REFRESH = "every 2s"
@@ -150,6 +150,7 @@ def _model_context(model: Model, variant_form: forms.VariantForm | None = None) 
         "usage": selectors.usage([model])[model.name],
         "tests": tests,
         "settings": model.engine_settings(),
+        "peak_memory_measure": PEAK_MEMORY_MEASURE,
         "imports": list(ModelImport.objects.filter(model=model)[:1]),
         "test_form": forms.TestForm(),
         "variant_form": variant_form or forms.VariantForm(),

@@ -57,6 +57,45 @@ def test_a_model_test_runs_through_the_batch_pipeline_and_records_its_figures(
     assert model.test_status == "passed" and model.last_loaded_at is not None
 
 
+def test_a_model_test_records_the_engines_peak_memory_over_its_load_and_prompts(
+    staff_post, staff_client, model, settings
+):
+    # given the engine in a host process of its own, as the real one runs (its memory can be
+    # sampled), and a prompt that makes it hold 96 MiB for a moment while it answers
+    settings.BATCHSERVER_ENGINE = "fake-hosted"
+    try:
+        # when the model is tested
+        started = staff_post(
+            TEST, {"model": FAKE_MODEL, "prompts": ["hello", "hold this [[hold:96]]"]}
+        ).json()
+    finally:
+        get_engine().shutdown()
+
+    # then its peak is the engine's during the prompts, above its memory once ready, and the
+    # answer says what the figure is and over which span
+    result = staff_client.get(f"{TEST}/{started['id']}").json()
+    assert result["status"] == "passed" and result["loaded_for_test"]
+    held = result["peak_memory_bytes"] - result["ready_memory_bytes"]
+    assert held == pytest.approx(96 * 2**20, abs=24 * 2**20)
+    assert "sampled every 100 ms" in result["peak_memory_measure"]
+    assert "over the load and this test's batch" in result["peak_memory_measure"]
+    model.refresh_from_db()
+    assert model.last_peak_memory_bytes == result["peak_memory_bytes"]
+    assert model.last_load_memory_bytes == result["ready_memory_bytes"]
+    # and the model's page shows both figures, with what the peak is
+    page = staff_client.get(f"/models/{FAKE_MODEL}").content.decode()
+    assert 'class="test-peak-memory"' in page and "once ready" in page
+    assert "Peak memory: the highest sum of the resident memory (RSS)" in page
+
+
+def test_a_model_test_on_an_engine_in_the_workers_own_process_has_no_peak(
+    staff_post, staff_client, model
+):
+    started = staff_post(TEST, {"model": FAKE_MODEL}).json()
+    result = staff_client.get(f"{TEST}/{started['id']}").json()
+    assert result["peak_memory_bytes"] is None and result["peak_memory_measure"] is None
+
+
 def test_a_client_never_sees_the_test_batch(staff_post, client_api, model):
     started = staff_post(TEST, {"model": FAKE_MODEL}).json()
     listed = client_api.get("/v1/batches").json()["data"]

@@ -78,7 +78,12 @@ class Backend(ABC):
     def shutdown(self) -> None: ...
 
     def memory_bytes(self) -> int | None:
-        """Memory the loaded engine holds (RAM of its processes + GPU), None when unknown."""
+        """Memory the loaded engine holds now (RAM of its processes + GPU), None when unknown."""
+        return None
+
+    def peak_memory_bytes(self) -> int | None:
+        """The most memory the engine held while it loaded and ran so far, None when unknown
+        (an engine in the worker's own process has no memory of its own to measure)."""
         return None
 
 

@@ -2,8 +2,9 @@
 
 Its answer is derived from the request alone. Fault hooks are markers inside a request's text:
 ``[[fail]]`` answers that request with a 400 error, ``[[crash]]`` fails the whole run like an
-engine crash, ``[[hang]]`` sleeps ``FAKE_HANG_SECONDS`` (default 3600) before answering;
-``FAKE_DELAY_PER_REQUEST_MS`` slows every run by that much per request. A
+engine crash, ``[[hang]]`` sleeps ``FAKE_HANG_SECONDS`` (default 3600) before answering,
+``[[hold:N]]`` makes the run hold N MiB of memory for half a second (a peak for the memory
+sampler to find); ``FAKE_DELAY_PER_REQUEST_MS`` slows every run by that much per request. A
 registry entry with ``{"fake_fail_load": true}`` in its extra arguments fails to load.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from typing import Any
 
@@ -24,6 +26,16 @@ from jobs.worker.engine.base import (
     ModelSpec,
     error_result,
 )
+
+HOLD = re.compile(r"\[\[hold:(\d{1,5})\]\]")
+HOLD_SECONDS = 0.5
+
+
+def _hold(mib: int) -> None:
+    """Hold ``mib`` MiB, every page written (resident), for ``HOLD_SECONDS``; then free it."""
+    block = bytearray(b"\x01") * (mib * 2**20)
+    time.sleep(HOLD_SECONDS)
+    del block
 
 
 def _text_of(body: dict[str, Any]) -> str:
@@ -56,6 +68,9 @@ class FakeBackend(Backend):
             raise EngineError("fake engine: crash requested by a [[crash]] marker")
         if any("[[hang]]" in b for b in blob):
             time.sleep(float(os.environ.get("FAKE_HANG_SECONDS", "3600")))
+        held = sum(int(m) for b in blob for m in HOLD.findall(b))
+        if held:
+            _hold(held)
         # A measurable pace for scale-out and throughput tests (milliseconds per request).
         delay_ms = float(os.environ.get("FAKE_DELAY_PER_REQUEST_MS", "0") or 0)
         if delay_ms > 0:

@@ -30,6 +30,7 @@ from jobs.worker.engine.base import (
     ModelLoadError,
     ModelSpec,
 )
+from jobs.worker.engine.memory import GroupPeakSampler
 from jobs.worker.gpu import gpu_stats
 
 logger = logging.getLogger(__name__)
@@ -176,6 +177,8 @@ class HostedBackend(Backend):
         self.conn: Connection | None = None
         self.pgid: int | None = None
         self.gpu_baseline: list[int] | None = None
+        # Samples the group's memory while it loads and while it runs (``peak_memory_bytes``).
+        self.sampler: GroupPeakSampler | None = None
 
     def load(self, spec: ModelSpec) -> None:
         self.gpu_baseline = gpu_memory_used()
@@ -190,15 +193,24 @@ class HostedBackend(Backend):
         )
         self.process.start()
         child_conn.close()
-        self.conn, self.pgid = parent_conn, self.process.pid
-        op, payload = self._receive(LOAD_TIMEOUT, f"loading {spec.name}")
+        pid = self.process.pid
+        assert pid is not None  # started
+        self.conn, self.pgid = parent_conn, pid
+        # The host makes its pid its group's id at once (setsid); until then the sampler finds
+        # no member and waits for its next scan.
+        self.sampler = sampler = GroupPeakSampler(pid)
+        sampler.start()
+        try:
+            op, payload = self._receive(LOAD_TIMEOUT, f"loading {spec.name}")
+        finally:
+            sampler.stop()
         if op == "load_error":
             self.shutdown()
             raise ModelLoadError(payload)
         logger.info("engine host %s ready with %s", self.pgid, spec.name)
 
     def memory_bytes(self) -> int | None:
-        """Resident memory of the engine's process group, plus the GPU memory it took."""
+        """Resident memory of the engine's process group now, plus the GPU memory it took."""
         if self.pgid is None:
             return None
         total = 0
@@ -207,20 +219,37 @@ class HostedBackend(Backend):
                 total += proc.memory_info().rss
             except psutil.Error:
                 continue
+        return total + self._gpu_taken()
+
+    def peak_memory_bytes(self) -> int | None:
+        """The group's highest summed RSS while it loaded and ran (``memory.GroupPeakSampler``),
+        plus the GPU memory it holds now (vLLM reserves its share of a GPU at load)."""
+        if self.sampler is None or self.sampler.peak_bytes is None:
+            return None
+        return self.sampler.peak_bytes + self._gpu_taken()
+
+    def _gpu_taken(self) -> int:
         used = gpu_memory_used()
-        if used and self.gpu_baseline:
-            total += sum(max(0, u - b) for u, b in zip(used, self.gpu_baseline, strict=False))
-        return total
+        if not used or not self.gpu_baseline:
+            return 0
+        return sum(max(0, u - b) for u, b in zip(used, self.gpu_baseline, strict=False))
 
     def run(self, requests: list[EngineRequest]) -> list[EngineResult]:
         if self.conn is None:
             raise EngineError("engine host is not running")
+        sampler = self.sampler
+        if sampler is not None:
+            sampler.start()
         try:
-            self.conn.send(("run", requests, correlation.get()))
-        except (BrokenPipeError, OSError) as exc:
-            self.shutdown()
-            raise EngineError(f"engine host unreachable: {exc}") from exc
-        op, payload = self._receive(RUN_TIMEOUT, f"running {len(requests)} requests")
+            try:
+                self.conn.send(("run", requests, correlation.get()))
+            except (BrokenPipeError, OSError) as exc:
+                self.shutdown()
+                raise EngineError(f"engine host unreachable: {exc}") from exc
+            op, payload = self._receive(RUN_TIMEOUT, f"running {len(requests)} requests")
+        finally:
+            if sampler is not None:
+                sampler.stop()
         if op == "error":
             raise EngineError(payload)
         return payload
@@ -243,6 +272,8 @@ class HostedBackend(Backend):
 
     def shutdown(self) -> None:
         """Ask politely, then stop the whole group, then check that nothing of it is left."""
+        if self.sampler is not None:
+            self.sampler.stop()  # its peak stays readable
         if self.process is None:
             return
         if self.conn is not None and self.process.is_alive():

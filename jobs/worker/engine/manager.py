@@ -44,6 +44,7 @@ class EngineManager:
         self.loaded: ModelSpec | None = None
         self.lock = threading.RLock()
         self._loading: Backend | None = None  # a backend being loaded (for ``stop_at_exit``)
+        self._reported_peak: int | None = None  # the loaded engine's peak, as last signalled
 
     @property
     def loaded_model(self) -> str | None:
@@ -70,13 +71,15 @@ class EngineManager:
         self.backend, self.loaded = backend, spec
         seconds = round(time.monotonic() - started, 3)
         memory = backend.memory_bytes()
+        self._reported_peak = peak = backend.peak_memory_bytes()
         logger.info("engine: %s loaded in %.1f s", spec.name, seconds)
         signals.engine_loaded.send(
             sender=EngineManager,
             model=spec.name,
             seconds=seconds,
             memory_bytes=memory,
-            worker_id=f"{socket.gethostname()}:{os.getpid()}",
+            peak_memory_bytes=peak,
+            worker_id=_worker_id(),
         )
 
     def run(self, spec: ModelSpec, requests: list[EngineRequest]) -> list[EngineResult]:
@@ -84,11 +87,25 @@ class EngineManager:
             self._ensure_loaded(spec)
             assert self.backend is not None
             try:
-                return self.backend.run(requests)
+                results = self.backend.run(requests)
             except BaseException:
                 # After a failed run the engine's state is unknown: start from scratch next time.
                 self.shutdown()
                 raise
+            self._report_peak(spec)
+            return results
+
+    def _report_peak(self, spec: ModelSpec) -> None:
+        """Tell the apps when a run took the engine's peak memory higher (rarely after the
+        first runs: one signal then, not one per chunk)."""
+        assert self.backend is not None
+        peak = self.backend.peak_memory_bytes()
+        if peak is None or (self._reported_peak is not None and peak <= self._reported_peak):
+            return
+        self._reported_peak = peak
+        signals.engine_peak_memory.send(
+            sender=EngineManager, model=spec.name, peak_memory_bytes=peak, worker_id=_worker_id()
+        )
 
     def shutdown(self, quiet: bool = False) -> None:
         with self.lock:
@@ -119,6 +136,10 @@ class EngineManager:
                 self.backend.shutdown()
             finally:
                 self.backend, self.loaded = None, None
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 _manager: EngineManager | None = None

@@ -50,10 +50,11 @@ class Command(BaseCommand):
         data = test.as_dict()
         for answer in data["answers"]:
             self.stdout.write(f"- {answer['prompt']}\n  → {answer['answer'] or answer['error']}")
-        figures = {
-            k: data[k] for k in ("load_seconds", "peak_memory_bytes", "output_tokens_per_second")
-        }
+        names = ("load_seconds", "peak_memory_bytes", "ready_memory_bytes")
+        figures = {k: data[k] for k in (*names, "output_tokens_per_second")}
         self.stdout.write(f"figures: {figures}")
+        if data["peak_memory_measure"]:
+            self.stdout.write(f"peak memory: {data['peak_memory_measure']}")
         if test.status == ModelTest.Status.FAILED:
             raise CommandError(f"Test {test.pk} failed: {test.error}")
         self.stdout.write(self.style.SUCCESS(f"Test {test.pk} of {test.model.name} passed."))
