@@ -11,6 +11,7 @@ import csv
 import json
 from typing import Any
 
+from django import forms as django_forms
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -127,7 +128,9 @@ def runner(request: HttpRequest) -> HttpResponse:
         **runs_context(),
     }
     response = render_page(request, "benchmarks/runner.html", "Benchmarks", context)
-    if problem is not None:
+    # A form handed back is one whose input was refused (e.g. a model that is not offered).
+    refused_form = any(isinstance(f, django_forms.BaseForm) for f in bound.values())
+    if problem is not None or refused_form:
         response.status_code = 400
     return _no_cache(response)
 

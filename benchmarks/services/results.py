@@ -178,9 +178,10 @@ def compute_result(result: ModelResult) -> ModelResult:
 
 
 def _status(result: ModelResult, cancelled: bool) -> str:
-    """Failed: not one answer (and why, when the batch said); cancelled: cut short by a cancel."""
+    """Failed: a batch of the model failed or was lost (its error says why; what it answered
+    before that is kept and scored), or not one answer; cancelled: cut short by a cancel."""
     S = ModelResult.Status
-    if result.error and result.completed == 0:
+    if result.error:
         return S.FAILED
     if cancelled:
         return S.CANCELLED

@@ -158,6 +158,22 @@ def test_a_price_that_is_not_a_number_is_a_clear_400(staff_client):
     assert response.json()["gpu"] == [{"kind": "A100", "hourly_price": 1.8}]
 
 
+def test_a_cloud_price_that_is_not_a_number_names_its_field(staff_client):
+    response = post_json(
+        staff_client,
+        "/v1/benchmarks/prices/cloud",
+        {"name": "batch", "input_per_million": "0.10", "output_per_million": "free"},
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == "output_per_million"
+    assert error["message"] == (
+        "output_per_million must be a number (for example 2.50), not 'free'."
+    )
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert staff_client.get("/v1/benchmarks/prices").json()["cloud"] == []
+
+
 def test_csrf_is_required_for_a_session(staff_client, two_models):
     response = staff_client.post(
         "/admin/benchmarks/run", {"dataset": "builtin/arithmetic"}, content_type="application/json"

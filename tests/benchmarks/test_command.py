@@ -62,3 +62,12 @@ def test_the_command_reports_a_bad_dataset_file_by_line(models, tmp_path):
         call_command(
             "run_benchmark", "--dataset", str(path), "--model", "fake-a", stdout=io.StringIO()
         )
+
+
+def test_the_command_refuses_an_empty_dataset_file(models, tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("\n")
+    with pytest.raises(CommandError, match="empty"):
+        call_command(
+            "run_benchmark", "--dataset", str(path), "--model", "fake-a", stdout=io.StringIO()
+        )

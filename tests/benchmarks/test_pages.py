@@ -55,7 +55,28 @@ def test_starting_a_run_from_the_page_redirects_to_it_and_lists_it(
     assert part.startswith('<div id="bench-runs"') and "hx-trigger" not in part
 
 
-def test_an_unknown_model_is_shown_beside_the_form(staff_client, two_models):
+def test_an_unknown_model_is_refused_beside_the_form(staff_client, two_models):
+    # a model that is not (or no longer) offered, e.g. deactivated after the page was loaded
+    staff_client.get("/benchmark-runner")
+    response = post(
+        staff_client,
+        "/benchmark-runner",
+        {
+            "action": "start",
+            "dataset": Dataset.objects.get(name="builtin/arithmetic").pk,
+            "models": ["fake-a", "gpt-9"],
+            "max_tokens": "8",
+            "temperature": "0",
+            "repetitions": "1",
+            "scorers": ["contains"],
+        },
+    )
+    assert response.status_code == 400
+    assert "gpt-9 is not one of the available choices." in response.content.decode()
+    assert not Run.objects.exists()
+
+
+def test_a_bad_number_is_shown_beside_the_form(staff_client, two_models):
     staff_client.get("/benchmark-runner")
     response = post(
         staff_client,
@@ -85,6 +106,21 @@ def test_a_malformed_upload_lists_its_bad_lines(staff_client):
     assert response.status_code == 400
     assert "<li>line 2: not valid JSON" in page and "<li>line 3: &#x27;messages&#x27;" in page
     assert not Dataset.objects.filter(name="b").exists()
+
+
+def test_an_empty_upload_is_refused_with_a_message(staff_client):
+    for content, message in (
+        (b"", "The submitted file is empty."),
+        (b"\n  \n", "has no prompt"),
+    ):
+        empty = io.BytesIO(content)
+        empty.name = "empty.jsonl"
+        response = post(
+            staff_client, "/benchmark-runner", {"action": "upload", "name": "e", "file": empty}
+        )
+        assert response.status_code == 400, content
+        assert message in response.content.decode()
+    assert not Dataset.objects.filter(name="e").exists()
 
 
 def test_an_upload_from_the_page_makes_a_dataset(staff_client):

@@ -6,9 +6,11 @@ import pytest
 
 from batchserver.errors import Conflict, Invalid
 from batchserver.models import ApiKey
-from benchmarks import services, tasks
+from benchmarks import selectors, services, tasks
 from benchmarks.models import ModelResult, Run, Sample
 from jobs.services.results import get_batch
+from jobs.worker.engine.base import ModelLoadError
+from jobs.worker.engine.fake import FakeBackend
 from models_registry.services import register_model
 
 
@@ -105,6 +107,54 @@ def test_a_model_that_fails_mid_run_shows_its_error_and_the_other_results_stand(
     assert all(s.error and s.answer is None for s in broken.samples.all())
     for name in ("fake-a", "fake-b"):
         assert results[name].status == "completed" and results[name].completed == 12
+
+
+def test_a_model_whose_engine_dies_part_way_shows_the_error_in_its_column_and_the_others_stand(
+    settings, small_dataset, two_models, run_inline, staff_client, monkeypatch
+):
+    # given a model whose engine answers one chunk (two prompts) and then cannot run it any
+    # more, however often it is loaded again (its weights went away under it)
+    settings.BATCH_CHUNK_SIZE = 2
+    settings.BATCH_LOAD_BACKOFF_SECONDS = 0
+    register_model("fake-dies")
+    answered: list[str] = []
+    engine_run = FakeBackend.run
+
+    def run_or_die(self, requests):
+        if self.spec and self.spec.name == "fake-dies":
+            if answered:
+                raise ModelLoadError("fake engine: the weights of fake-dies are gone")
+            answered.extend(r.custom_id for r in requests)
+        return engine_run(self, requests)
+
+    monkeypatch.setattr(FakeBackend, "run", run_or_die)
+
+    # when it is benchmarked between two healthy models, two repetitions each
+    run = run_inline(small_dataset, ["fake-a", "fake-dies", "fake-b"], repetitions=2)
+
+    # then the run completed; the dying model failed with the error, keeping its two answers
+    # (scored), and was not started again for its second repetition
+    assert run.status == "completed"
+    results = {r.model: r for r in run.results.all()}
+    dies = results["fake-dies"]
+    assert dies.status == "failed" and "the weights of fake-dies are gone" in dies.error
+    assert (dies.requests, dies.completed, dies.errors) == (6, 2, 4)
+    assert dies.quality["contains"] == 1.0  # over its two answers
+    assert run.batches.get(model="fake-dies", repetition=2).skipped
+    # and its column of the matrix holds its answers, then the error on every other prompt
+    found = selectors.comparison([run.pk])
+    column = [c.result.model for c in found.columns].index("fake-dies")
+    cells = [row["cells"][column] for row in found.rows]
+    assert [c.answer for c in cells[:2]] == ["echo: question 0", "echo: question 1"]
+    assert all(c.answer is None and "weights of fake-dies are gone" in c.error for c in cells[2:])
+    page = staff_client.get(f"/model-comparison?runs={run.pk}").content.decode()
+    assert 'data-model="fake-dies" data-status="failed"' in page
+    assert page.count("the weights of fake-dies are gone") >= 5  # its summary and 4 cells
+    # and the other models' results stand, every prompt answered in both repetitions
+    for name in ("fake-a", "fake-b"):
+        result = results[name]
+        assert (result.status, result.completed, result.errors) == ("completed", 12, 0)
+        assert result.error == "" and result.output_tokens_per_second > 0
 
 
 def test_when_every_model_fails_the_run_fails(settings, small_dataset, run_inline):
