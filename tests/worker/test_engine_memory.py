@@ -4,6 +4,8 @@ reports with it (``engine_loaded``'s peak, ``engine_peak_memory`` after a run th
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -48,8 +50,10 @@ def allocator():
         start_new_session=True,
     )
     yield proc
-    if proc.poll() is None:
-        proc.kill()
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the group we started: the leader and its child
+    except ProcessLookupError:
+        pass
     proc.wait(10)
 
 
