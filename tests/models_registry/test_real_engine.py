@@ -9,6 +9,7 @@ engine loads the model for it (the engine is stopped first, so the load is this 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import psutil
@@ -66,13 +67,13 @@ def test_a_model_test_on_the_real_engine_records_load_memory_speed_and_answers(
     print("model test figures:", {k: v for k, v in test.as_dict().items() if k != "answers"})
 
 
-def vllm_processes() -> set[int]:
-    """Pids of vLLM's engine processes on this machine (they name themselves ``VLLM::…``)."""
-    found = set()
-    for proc in psutil.process_iter(["name"]):
-        if (proc.info["name"] or "").startswith("VLLM"):
-            found.add(proc.pid)
-    return found
+def vllm_processes_since(started: float) -> list[int]:
+    """Pids of vLLM's engine processes (they name themselves ``VLLM::…``) started since then."""
+    return [
+        proc.pid
+        for proc in psutil.process_iter(["name", "create_time"])
+        if (proc.info["name"] or "").startswith("VLLM") and proc.info["create_time"] >= started
+    ]
 
 
 def cut_weights(folder: Path) -> None:
@@ -113,7 +114,7 @@ def test_a_folder_vllm_cannot_load_fails_its_test_and_the_engine_recovers(
     # tested on the fake engine)
     monkeypatch.setattr(Batch, "MAX_LOAD_ATTEMPTS", 1)
     settings.BATCH_LOAD_BACKOFF_SECONDS = 0
-    engines_before = vllm_processes()
+    started = time.time()
 
     # when it is tested on the worker's engine
     started = staff_post(
@@ -125,7 +126,7 @@ def test_a_folder_vllm_cannot_load_fails_its_test_and_the_engine_recovers(
     assert result["status"] == "failed", result
     assert "failed to load" in result["error"] and "smollm2-cut" in result["error"]
     assert result["answers"][0]["answer"] is None
-    assert vllm_processes() <= engines_before
+    assert vllm_processes_since(started) == []
 
     # and the model is marked failed: clients are not offered it until an operator forces it
     assert Model.objects.get(name="smollm2-cut").test_status == "failed"
