@@ -8,8 +8,8 @@ summed resident memory during the load (sampled every 100 ms, ``engine.memory``)
 memory; both None when unknown (e.g. the in-process fake engine).
 
 ``engine_peak_memory(model, peak_memory_bytes, worker_id)`` fires after a run that took the
-engine's peak since its load higher than last reported: the peak then covers the load and every
-run since.
+engine's peak since its load higher than last reported (by 4 MiB or more): the peak then covers
+the load and every run since.
 """
 
 from django.dispatch import Signal

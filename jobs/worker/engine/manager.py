@@ -15,6 +15,7 @@ from jobs.worker import signals
 from jobs.worker.engine.base import Backend, EngineRequest, EngineResult, ModelSpec
 
 logger = logging.getLogger(__name__)
+PEAK_REPORT_STEP = 4 * 2**20  # bytes
 
 
 def make_backend(kind: str) -> Backend:
@@ -96,11 +97,14 @@ class EngineManager:
             return results
 
     def _report_peak(self, spec: ModelSpec) -> None:
-        """Tell the apps when a run took the engine's peak memory higher (rarely after the
-        first runs: one signal then, not one per chunk)."""
+        """Tell the apps when a run took the engine's peak memory higher by ``PEAK_REPORT_STEP``
+        or more: the figure they keep is within that of the peak, and a peak creeping up by a
+        few pages does not cost a database write per chunk."""
         assert self.backend is not None
         peak = self.backend.peak_memory_bytes()
-        if peak is None or (self._reported_peak is not None and peak <= self._reported_peak):
+        if peak is None:
+            return
+        if self._reported_peak is not None and peak - self._reported_peak < PEAK_REPORT_STEP:
             return
         self._reported_peak = peak
         signals.engine_peak_memory.send(
