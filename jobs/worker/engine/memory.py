@@ -88,7 +88,7 @@ class GroupPeakSampler:
     def sample(self) -> int:
         """Sum the RSS of the group's members now, and keep it if it is the highest yet."""
         now = time.monotonic()
-        if now >= self._next_scan:
+        if now >= self._next_scan or not self._members:  # none yet: the leader is starting
             self._rescan()
             self._next_scan = now + self.rescan
         total = 0
