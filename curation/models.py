@@ -230,13 +230,24 @@ class Membership(models.Model):
 
 
 class Judgement(models.Model):
-    """One reviewer's own judgement of a record (the record shows everyone's, and agreement)."""
+    """One reviewer's own judgement of a record (the record shows everyone's, and agreement).
 
-    record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="judgements")
+    Written by a review of the record and by a bulk action on a selection that holds it; a
+    field the reviewer never judged stays empty (``status`` ""; the others None). ``labels`` are
+    the record's labels as this reviewer last left them.
+    """
+
+    # Found by the unique (record, reviewer) index: one index less to write per judgement that
+    # a bulk action upserts.
+    record = models.ForeignKey(
+        Record, on_delete=models.CASCADE, related_name="judgements", db_index=False
+    )
     reviewer = models.CharField(max_length=150)
     rating = models.PositiveSmallIntegerField(null=True, blank=True)
     thumb = models.SmallIntegerField(null=True, blank=True)
     status = models.CharField(max_length=16, blank=True)
+    gold = models.BooleanField(null=True, blank=True)
+    labels = models.TextField(null=True, blank=True, help_text="',a,b,' (see labels_text).")
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -246,6 +257,10 @@ class Judgement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reviewer} on {self.record_id}"
+
+    @property
+    def label_list(self) -> list[str] | None:
+        return None if self.labels is None else labels_list(self.labels)
 
 
 class Event(models.Model):

@@ -3,6 +3,10 @@ the analytics of the enhanced workbench (ratings per model, agreement, lengths, 
 
 from __future__ import annotations
 
+import hashlib
+import zlib
+from array import array
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date
@@ -14,7 +18,7 @@ from django.db.models import Count, Q
 from django.db.models.functions import Length, TruncDate
 
 from batchserver.models import ApiKey
-from curation.filters import RecordFilter, select
+from curation.filters import RecordFilter, select, selections_version
 from curation.models import Dataset, Event, Judgement, Membership, Record, RecordQuerySet
 from curation.services.review import event_labels
 
@@ -79,62 +83,49 @@ class Position:
     next_id: int | None
 
 
-SMALL_SELECTION = 2000  # up to this many ids, a selection is read once and counted here
+SELECTION_SECONDS = 600  # a cached selection lives this long at most (a write renews sooner)
+
+
+def selection_ids(flt: RecordFilter, owner: ApiKey | None = None) -> array[int]:
+    """The ids of the records ``flt`` selects, in order: read once per filter and then from
+    the cache until a write changes what selections hold (``filters.selections_version``).
+
+    Paging through 50,000 records then costs a binary search and one record read per page,
+    instead of a count over the join of records and memberships on every view.
+    """
+    identity = repr((sorted(flt.as_params().items()), owner.pk if owner else None))
+    key = (
+        "curation:ids:" + hashlib.sha256(f"{selections_version()}|{identity}".encode()).hexdigest()
+    )
+    packed = cache.get(key)
+    ids: array[int] = array("q")
+    if packed is not None:
+        ids.frombytes(zlib.decompress(packed))
+        return ids
+    found = select(flt, owner).order_by("id").values_list("id", flat=True)
+    ids.extend(found.iterator(chunk_size=10_000))
+    cache.set(key, zlib.compress(ids.tobytes(), 1), SELECTION_SECONDS)
+    return ids
 
 
 def position(flt: RecordFilter, record_id: int | None, owner: ApiKey | None = None) -> Position:
-    """The record ``record_id`` (else the first of the selection) and its neighbours.
-
-    A selection of up to 2,000 records is one query of ids (a text search, a narrow filter);
-    a larger one is counted by the database (one aggregate) around the record.
-    """
-    records = select(flt, owner)
-    with_content = Record.objects.select_related("content")
-    if _dataset_only(flt, owner):  # counted from the memberships' index: no probe needed
-        ids = list(records.order_by("id").values_list("id", flat=True)[:1])
-    else:
-        ids = list(records.order_by("id").values_list("id", flat=True)[: SMALL_SELECTION + 1])
+    """The record ``record_id`` (else the first of the selection) and its neighbours."""
+    ids = selection_ids(flt, owner)
     if not ids:
         return Position(None, 0, 0, None, None)
-    if not _dataset_only(flt, owner) and len(ids) <= SMALL_SELECTION:
-        at = ids.index(record_id) if record_id in ids else 0
-        return Position(
-            with_content.get(pk=ids[at]),
-            at + 1,
-            len(ids),
-            ids[at - 1] if at > 0 else None,
-            ids[at + 1] if at + 1 < len(ids) else None,
-        )
-    record = None
-    if record_id is not None:  # only if the selection holds it
-        record = with_content.filter(pk__in=records.filter(pk=record_id).values("id")).first()
-    if record is None:
-        record = with_content.get(pk=ids[0])
-    return _counted(flt, records, record, owner)
-
-
-def _dataset_only(flt: RecordFilter, owner: ApiKey | None) -> bool:
-    return flt.dataset is not None and flt == RecordFilter(dataset=flt.dataset) and owner is None
-
-
-def _counted(
-    flt: RecordFilter, records: RecordQuerySet, record: Record, owner: ApiKey | None
-) -> Position:
-    if flt.dataset is not None and _dataset_only(flt, owner):
-        # The dataset alone: its memberships answer from their index, no join with records.
-        members = Membership.objects.filter(dataset_id=flt.dataset)
-        counts = members.aggregate(
-            total=Count("id"), before=Count("id", filter=Q(record_id__lt=record.pk))
-        )
-    else:
-        counts = records.aggregate(
-            total=Count("id"), before=Count("id", filter=Q(id__lt=record.pk))
-        )
-    previous_id = (
-        records.filter(id__lt=record.pk).order_by("-id").values_list("id", flat=True).first()
+    at = bisect_left(ids, record_id) if record_id is not None else 0
+    if at >= len(ids) or ids[at] != record_id:
+        at = 0  # not in the selection: its first record
+    record = Record.objects.select_related("content").filter(pk=ids[at]).first()
+    if record is None:  # deleted by a write the cache has not heard of yet
+        return Position(None, 0, 0, None, None)
+    return Position(
+        record,
+        at + 1,
+        len(ids),
+        ids[at - 1] if at > 0 else None,
+        ids[at + 1] if at + 1 < len(ids) else None,
     )
-    next_id = records.filter(id__gt=record.pk).order_by("id").values_list("id", flat=True).first()
-    return Position(record, counts["before"] + 1, counts["total"], previous_id, next_id)
 
 
 CHOICES_SECONDS = 30  # the filter's model and label choices may lag this much

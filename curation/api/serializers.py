@@ -108,7 +108,14 @@ def dataset_data(dataset: Dataset, found: Progress) -> dict[str, Any]:
 
 
 def judgement_data(j: Judgement) -> dict[str, Any]:
-    return {"reviewer": j.reviewer, "rating": j.rating, "thumb": j.thumb, "status": j.status}
+    return {
+        "reviewer": j.reviewer,
+        "rating": j.rating,
+        "thumb": j.thumb,
+        "status": j.status,
+        "gold": j.gold,
+        "labels": j.label_list,
+    }
 
 
 def record_data(record: Record, detail: bool = False) -> dict[str, Any]:

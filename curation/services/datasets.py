@@ -19,7 +19,7 @@ from batchserver import fastjson
 from batchserver.errors import Conflict, Invalid, NotFound
 from batchserver.models import ApiKey
 from benchmarks import services as benchmarks
-from curation.filters import RecordFilter, select
+from curation.filters import RecordFilter, select, selections_changed
 from curation.models import (
     CONTENT_FIELDS,
     Dataset,
@@ -72,7 +72,6 @@ def add_members(dataset: Dataset, records: RecordQuerySet) -> int:
         sql, params = records.order_by().values_list("id").query.sql_with_params()
     except EmptyResultSet:  # the selection is empty by construction
         return 0
-    before = dataset.memberships.count()
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {Membership._meta.db_table} (dataset_id, record_id, split) "
@@ -80,7 +79,10 @@ def add_members(dataset: Dataset, records: RecordQuerySet) -> int:
             "ON CONFLICT (dataset_id, record_id) DO NOTHING",
             (dataset.pk, *params),
         )
-    return dataset.memberships.count() - before
+        added = max(cursor.rowcount, 0)
+    if added:
+        selections_changed()
+    return added
 
 
 def _check_batches(batch_ids: Iterable[str], owner: ApiKey | None) -> list[str]:
@@ -284,6 +286,7 @@ def create_dataset_from_upload(
         Membership.objects.bulk_create(
             (Membership(dataset=dataset, record_id=i) for i in ids), batch_size=SLICE
         )
+        selections_changed()
     return dataset
 
 
@@ -355,11 +358,13 @@ def dedupe_dataset(dataset: Dataset) -> int:
     duplicated = {row["record__content_hash"]: row["first"] for row in keep}
     if not duplicated:
         return 0
-    removed, _ = (
-        members.filter(record__content_hash__in=list(duplicated))
-        .exclude(record_id__in=list(duplicated.values()))
-        .delete()
-    )
+    with transaction.atomic():
+        removed, _ = (
+            members.filter(record__content_hash__in=list(duplicated))
+            .exclude(record_id__in=list(duplicated.values()))
+            .delete()
+        )
+        selections_changed()
     return removed
 
 
@@ -375,6 +380,7 @@ def delete_dataset(dataset: Dataset) -> None:
         dataset.delete()
         for start in range(0, len(orphans), SLICE):
             Record.objects.filter(id__in=orphans[start : start + SLICE]).delete()
+        selections_changed()
 
 
 def mark_deleted_batches() -> int:
