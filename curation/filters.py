@@ -2,8 +2,8 @@
 records API and the exports all turn the same parameters into the same queryset.
 
 Pages cache what a selection holds (``selectors.selection_ids``) under the *selections
-version*, which every write that can move a record in or out of a selection renews
-(``selections_changed``): a review, a bulk action, records added to or removed from a dataset.
+version*, which a bulk action and records added to or removed from a dataset renew
+(``selections_changed``); a single review is caught up from its history events instead.
 """
 
 from __future__ import annotations

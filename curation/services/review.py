@@ -15,7 +15,6 @@ from django.utils import timezone
 
 from batchserver.errors import Conflict, Invalid, NotFound
 from batchserver.models import ApiKey
-from curation.filters import selections_changed
 from curation.models import Event, Judgement, Record, RecordContent, labels_list, labels_text
 from curation.services.building import search_text
 
@@ -125,8 +124,8 @@ def review_record(record: Record, *, version: int, actor: str, changes: dict[str
         judged["labels"] = wanted["labels"]
     with transaction.atomic():
         if changed:
+            # Its events tell cached selections which record to check again (no renewal).
             _save(record, version, actor, changed, now)
-            selections_changed()
         if judged:
             # A reviewer who agrees with the current value changes nothing on the record, but
             # their judgement counts for agreement all the same.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from curation import selectors, services
 from curation.filters import RecordFilter
-from curation.models import Record
+from curation.models import Event, Record
 
 
 def test_position_previous_next_and_counts(upload_dataset):
@@ -23,23 +23,28 @@ def test_position_previous_next_and_counts(upload_dataset):
     assert selectors.position(RecordFilter(q="nothing like it"), None).record is None
 
 
-def test_a_cached_selection_costs_no_count_and_every_write_renews_it(
+def test_a_cached_selection_costs_no_count_and_follows_every_write(
     upload_dataset, django_assert_max_num_queries
 ):
     # Given a status filter that a first page view has read
     dataset = upload_dataset(5)
     ids = list(Record.objects.in_dataset(dataset.pk).order_by("id").values_list("id", flat=True))
     pending = RecordFilter(dataset=dataset.pk, status="pending")
+    accepted = RecordFilter(dataset=dataset.pk, status="accepted")
     assert selectors.position(pending, ids[2]).total == 5
-    # When the page is viewed again: the cached version, the cached ids, the record
-    with django_assert_max_num_queries(3):
+    assert selectors.position(accepted, None).total == 0
+    # When the page is viewed again: no count, no read of the selection
+    with django_assert_max_num_queries(5):  # version, ids, events since, record (+ a check)
         again = selectors.position(pending, ids[2])
     assert (again.index, again.total, again.next_id) == (3, 5, ids[3])
-    # Then a review that takes a record out of the filter shows at once
+    # Then a review that moves a record from one filter to the other shows in both at once
     record = Record.objects.get(pk=ids[2])
     services.review_record(record, version=1, actor="alice", changes={"status": "accepted"})
     moved = selectors.position(pending, ids[2])
     assert (moved.total, moved.record.pk, moved.index) == (4, ids[0], 1)  # not in it: the first
+    assert selectors.position(pending, ids[3]).previous_id == ids[1]
+    found = selectors.position(accepted, ids[2])
+    assert (found.total, found.record.pk) == (1, ids[2])
     # and so do a bulk action, a dataset that grows, and a de-duplication
     services.bulk_action(RecordFilter(dataset=dataset.pk), "accept", actor="bob")
     assert selectors.position(pending, None).total == 0
@@ -48,3 +53,20 @@ def test_a_cached_selection_costs_no_count_and_every_write_renews_it(
     assert selectors.position(RecordFilter(dataset=merged.pk), None).total == 10
     services.dedupe_dataset(merged)
     assert selectors.position(RecordFilter(dataset=merged.pk), None).total == 5
+
+
+def test_a_review_committed_after_a_newer_one_is_still_caught(upload_dataset):
+    # Given two reviews, the older event's id then free again (as if still uncommitted)
+    dataset = upload_dataset(3)
+    first, second, third = Record.objects.in_dataset(dataset.pk).order_by("id")
+    services.review_record(first, version=1, actor="alice", changes={"note": "a"})
+    services.review_record(second, version=1, actor="alice", changes={"note": "b"})
+    late = Event.objects.get(record=first)
+    late.delete()
+    rejected = RecordFilter(dataset=dataset.pk, status="rejected")
+    assert selectors.position(rejected, None).total == 0  # read: newest event is second's
+    # When the late review commits with its older event id
+    Record.objects.filter(pk=third.pk).update(status="rejected")
+    Event.objects.create(pk=late.pk, record=third, actor="bob", field="status", after="rejected")
+    # Then the cached selection takes it in all the same
+    assert selectors.position(rejected, None).record.pk == third.pk
