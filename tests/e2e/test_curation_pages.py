@@ -287,3 +287,27 @@ def test_an_export_shows_its_progress_and_time_left_then_its_result(
         before_reading.close()
         before_storing.close()
     assert watch.script_errors == [] and watch.outside == []
+
+
+def test_merge_dedupe_and_split_from_the_page_end_with_their_outcome(admin_page, watch):
+    page = admin_page
+    first, second = _uploaded(12, name="week 1"), _uploaded(12, name="week 2")
+    page.goto("/curation")
+    page.select_option("#cur-merge select[name=dataset_ids]", [str(first.pk), str(second.pk)])
+    page.fill("#cur-merge input[name=name]", "both weeks")
+    page.click("#cur-merge input[type=submit]")
+    expect(page.locator(".messagelist")).to_contain_text("is being merged from 2 datasets")
+    row = page.locator("tr.cur-dataset", has_text="both weeks")
+    # the worker fills it; the row refreshes itself until the outcome shows
+    expect(row.locator(".cur-result")).to_have_text("Merged: 24 record(s).", timeout=30_000)
+    expect(row.locator("td.cur-total")).to_have_text("24")
+    row.locator("form:has(input[value=dedupe]) input[type=submit]").click()
+    expect(row.locator(".cur-result")).to_have_text(
+        "De-duplicated: 12 duplicate(s) removed.", timeout=30_000
+    )
+    expect(row.locator("td.cur-total")).to_have_text("12")
+    row.locator("input[name=validation_fraction]").fill("0.25")
+    row.locator("form:has(input[value=split]) input[type=submit]").click()
+    expect(row.locator(".cur-result")).to_have_text("Split: 9 train, 3 validation.", timeout=30_000)
+    expect(row.locator(".cur-task")).to_have_count(0)
+    assert watch.script_errors == [] and watch.outside == []
