@@ -30,6 +30,8 @@ from curation.services.exports import (
 )
 from curation.services.operations import (
     OPERATIONS,
+    merge_here,
+    run_here,
     run_operation,
     start_dedupe,
     start_export,
@@ -63,7 +65,9 @@ __all__ = [
     "import_batches",
     "mark_deleted_batches",
     "merge_datasets",
+    "merge_here",
     "review_record",
+    "run_here",
     "run_operation",
     "score_dataset",
     "split_dataset",

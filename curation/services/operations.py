@@ -25,7 +25,7 @@ from curation.services.progress import DatasetProgress, Progress
 OPERATIONS = ("export", "merge", "split", "dedupe")
 
 
-def _start(dataset: Dataset, task: str, params: dict[str, Any]) -> Dataset:
+def _claim(dataset: Dataset, task: str) -> None:
     if not dataset.start_task(task):
         dataset.refresh_from_db()
         raise Conflict(
@@ -33,6 +33,10 @@ def _start(dataset: Dataset, task: str, params: dict[str, Any]) -> Dataset:
             param="dataset",
             code="dataset_busy",
         )
+
+
+def _start(dataset: Dataset, task: str, params: dict[str, Any]) -> Dataset:
+    _claim(dataset, task)
     transaction.on_commit(
         lambda: async_task("curation.tasks.run_operation", dataset.pk, task, params)
     )
@@ -101,6 +105,23 @@ RUNNERS: dict[str, Callable[[Dataset, dict[str, Any], Progress], dict[str, Any]]
 }
 
 
+def _run_claimed(
+    dataset: Dataset, task: str, params: dict[str, Any], progress: Progress
+) -> dict[str, Any]:
+    """Run ``task`` on the dataset claimed for it; its outcome (or why not) stays on it."""
+    try:
+        result = RUNNERS[task](dataset, params, progress)
+    except DomainError as exc:
+        dataset.end_task(error=exc.message)
+        raise
+    except BaseException as exc:  # Ctrl-C in a command too: the dataset is not left busy
+        dataset.end_task(error=f"The {task} failed: {exc!r}")
+        raise
+    outcome = {"task": task, **result}
+    dataset.end_task(result=outcome)
+    return outcome
+
+
 def run_operation(dataset_id: int, task: str, params: dict[str, Any]) -> Dataset | None:
     """The task's work; nothing if the dataset is no longer claimed for ``task``.
 
@@ -111,12 +132,32 @@ def run_operation(dataset_id: int, task: str, params: dict[str, Any]) -> Dataset
     if dataset is None or task not in RUNNERS:
         return None
     try:
-        result = RUNNERS[task](dataset, params, DatasetProgress(dataset))
-    except DomainError as exc:
-        dataset.end_task(error=exc.message)
-        return dataset
-    except Exception as exc:
-        dataset.end_task(error=f"The {task} failed: {exc}")
-        raise
-    dataset.end_task(result={"task": task, **result})
+        _run_claimed(dataset, task, params, DatasetProgress(dataset))
+    except DomainError:
+        pass  # the message is on the dataset
     return dataset
+
+
+def run_here(
+    dataset: Dataset, task: str, params: dict[str, Any], progress: Progress
+) -> dict[str, Any]:
+    """Run an operation in this process (a management command), claimed as a task would be:
+    refused while another runs, its progress on the dataset (the page shows it) and to
+    ``progress``; returns the outcome, raises the refusal."""
+    _claim(dataset, task)
+    on_page = DatasetProgress(dataset)
+
+    def both(done: int, total: int) -> None:
+        on_page(done, total)
+        progress(done, total)
+
+    return _run_claimed(dataset, task, params, both)
+
+
+def merge_here(
+    sources: list[Dataset], name: str, progress: Progress, *, created_by: str = ""
+) -> Dataset:
+    """``merge_datasets`` for a command: the new dataset shows the merge's progress."""
+    merged = datasets.create_dataset(datasets.check_merge(sources, name), created_by=created_by)
+    run_here(merged, "merge", {"sources": [d.pk for d in sources]}, progress)
+    return merged

@@ -158,3 +158,11 @@ def test_the_commands_show_a_progress_bar(upload_dataset, capsys, tmp_path):
     assert "9 train, 3 validation" in out and "100%" in err
     with pytest.raises(CommandError, match="Nothing to export"):
         call_command("curation_export", str(b.pk), format="finetune")
+    # a command's operation is on the dataset like the page's: its outcome, and one at a time
+    a.refresh_from_db()
+    assert (a.task, a.task_result["task"], a.task_result["lines"]) == ("", "export", 12)
+    b.refresh_from_db()
+    assert b.task == "" and "Nothing to export" in b.task_error
+    assert b.start_task("dedupe")
+    with pytest.raises(CommandError, match="busy"):
+        call_command("curation_split", str(b.pk))

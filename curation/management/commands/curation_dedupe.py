@@ -20,7 +20,7 @@ class Command(BaseCommand):
         try:
             dataset = services.get_dataset(options["dataset"])
             with progress_bar(f"de-duplicate {dataset.name}", "duplicates") as progress:
-                removed = services.dedupe_dataset(dataset, progress=progress)
+                found = services.run_here(dataset, "dedupe", {}, progress)
         except DomainError as exc:
             raise CommandError(exc.message) from None
-        self.stdout.write(f"{removed} duplicate(s) removed")
+        self.stdout.write(f"{found['removed']} duplicate(s) removed")

@@ -1,5 +1,6 @@
 """``manage.py curation_export DATASET --format finetune``: export a dataset as a Files API file,
-with a progress bar; ``--output`` also writes the file's bytes to a path."""
+with a progress bar (the dataset's row on /curation shows it too); ``--output`` also writes the
+file's bytes to a path."""
 
 from __future__ import annotations
 
@@ -35,28 +36,28 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         try:
             dataset = services.get_dataset(options["dataset"])
+            params = {
+                "fmt": options["format"],
+                "only": options["only"],
+                "split": options["split"],
+                "k": options["k"],
+                "benchmark_name": options["benchmark_name"],
+            }
+            services.check_export(params["fmt"], params["k"], params["only"], params["split"])
             with progress_bar(f"export {dataset.name}", "records") as progress:
-                result = services.export_dataset(
-                    dataset,
-                    options["format"],
-                    only=options["only"],
-                    split=options["split"],
-                    k=options["k"],
-                    benchmark_name=options["benchmark_name"],
-                    progress=progress,
-                )
+                result = services.run_here(dataset, "export", params, progress)
         except DomainError as exc:
             raise CommandError(exc.message) from None
         self.stdout.write(
-            f"{result.lines} line(s) in file {result.file_id} ({result.filename})"
-            + (f", {result.skipped} record(s) skipped" if result.skipped else "")
+            f"{result['lines']} line(s) in file {result['file_id']} ({result['filename']})"
+            + (f", {result['skipped']} record(s) skipped" if result["skipped"] else "")
             + (
-                f", benchmark dataset {result.benchmark_dataset_id}"
-                if result.benchmark_dataset_id
+                f", benchmark dataset {result['benchmark_dataset_id']}"
+                if result["benchmark_dataset_id"]
                 else ""
             )
         )
         if options["output"]:
-            with open_file(result.file_id) as source, open(options["output"], "wb") as target:
+            with open_file(result["file_id"]) as source, open(options["output"], "wb") as target:
                 shutil.copyfileobj(source, target)
             self.stdout.write(f"written to {options['output']}")

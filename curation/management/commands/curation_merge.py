@@ -21,8 +21,8 @@ class Command(BaseCommand):
         try:
             sources = [services.get_dataset(i) for i in options["datasets"]]
             with progress_bar(f"merge into {options['name']}", "memberships") as progress:
-                merged = services.merge_datasets(
-                    sources, options["name"], created_by="manage.py", progress=progress
+                merged = services.merge_here(
+                    sources, options["name"], progress, created_by="manage.py"
                 )
         except DomainError as exc:
             raise CommandError(exc.message) from None

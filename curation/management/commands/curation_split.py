@@ -22,9 +22,12 @@ class Command(BaseCommand):
         try:
             dataset = services.get_dataset(options["dataset"])
             with progress_bar(f"split {dataset.name}", "records") as progress:
-                counts = services.split_dataset(
-                    dataset, options["validation_fraction"], options["seed"], progress=progress
-                )
+                services.check_split(options["validation_fraction"])
+                params = {
+                    "validation_fraction": options["validation_fraction"],
+                    "seed": options["seed"],
+                }
+                counts = services.run_here(dataset, "split", params, progress)
         except DomainError as exc:
             raise CommandError(exc.message) from None
         self.stdout.write(f"{counts['train']} train, {counts['validation']} validation")
