@@ -9,8 +9,10 @@ and a reference to the batch's row, so it survives the batch's deletion (``batch
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -47,6 +49,9 @@ class Dataset(models.Model):
     task_done = models.PositiveIntegerField(default=0)
     task_total = models.PositiveIntegerField(default=0)
     task_started_at = models.DateTimeField(null=True, blank=True)
+    # Written with every progress report: a claim whose operation has reported nothing for
+    # CURATION_TASK_STALE_SECONDS (its worker was killed, say) may be taken by a new one.
+    task_reported_at = models.DateTimeField(null=True, blank=True)
     task_error = models.TextField(blank=True)
     task_result = models.JSONField(
         default=dict, blank=True, help_text="What the last operation made (an export's file)."
@@ -72,16 +77,24 @@ class Dataset(models.Model):
         return max(0.0, elapsed * (self.task_total - self.task_done) / self.task_done)
 
     def start_task(self, task: str, total: int = 0) -> bool:
-        """Claim the dataset for ``task`` unless another operation runs (compare-and-swap)."""
+        """Claim the dataset for ``task`` unless another operation runs (compare-and-swap).
+
+        An operation that has reported no progress for ``CURATION_TASK_STALE_SECONDS`` is
+        taken to be dead (its process was killed) and its claim may be taken over.
+        """
+        now = timezone.now()
+        stale = now - timedelta(seconds=settings.CURATION_TASK_STALE_SECONDS)
         fields = {
             "task": task,
             "task_done": 0,
             "task_total": total,
-            "task_started_at": timezone.now(),
+            "task_started_at": now,
+            "task_reported_at": now,
             "task_error": "",
             "task_result": {},
         }
-        claimed = Dataset.objects.filter(pk=self.pk, task="").update(**fields)
+        free = Q(task="") | Q(task_reported_at__lt=stale) | Q(task_reported_at__isnull=True)
+        claimed = Dataset.objects.filter(free, pk=self.pk).update(**fields)
         if claimed:
             for name, value in fields.items():
                 setattr(self, name, value)
@@ -89,7 +102,9 @@ class Dataset(models.Model):
 
     def report_task(self, done: int, total: int) -> None:
         """How far the running operation is (written as it goes, outside its transaction)."""
-        Dataset.objects.filter(pk=self.pk, task=self.task).update(task_done=done, task_total=total)
+        Dataset.objects.filter(pk=self.pk, task=self.task).update(
+            task_done=done, task_total=total, task_reported_at=timezone.now()
+        )
         self.task_done, self.task_total = done, total
 
     def end_task(self, *, result: dict[str, Any] | None = None, error: str = "") -> None:

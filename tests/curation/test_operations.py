@@ -93,6 +93,28 @@ def test_progress_callbacks_count_up_to_the_total(upload_dataset, monkeypatch):
         assert seen[-1][0] == seen[-1][1] > 0  # ends at the total
 
 
+def test_a_claim_whose_operation_went_silent_can_be_taken_over(upload_dataset, settings):
+    # given a dataset claimed by an export that reported progress a moment ago
+    settings.CURATION_TASK_STALE_SECONDS = 600
+    dataset = upload_dataset(2)
+    assert dataset.start_task("export", total=100)
+    DatasetProgress(dataset)(10, 100)
+    other = Dataset.objects.get(pk=dataset.pk)
+
+    # then a second operation is refused while the first one lives
+    assert not other.start_task("split")
+
+    # when the first one's process dies and nothing is reported for longer than the limit
+    Dataset.objects.filter(pk=dataset.pk).update(
+        task_reported_at=timezone.now() - timedelta(seconds=601)
+    )
+
+    # then the dataset can be claimed again, from zero
+    assert other.start_task("split")
+    other.refresh_from_db()
+    assert (other.task, other.task_done) == ("split", 0)
+
+
 def test_the_eta_follows_the_pace_so_far(upload_dataset):
     dataset = upload_dataset(2)
     assert dataset.start_task("export", total=100)
