@@ -96,6 +96,16 @@ def time_chart(
     )
 
 
+def duration_text(seconds: float) -> str:
+    """12 s, 3 min 4 s, 2 h 5 min: what an operator reads at a glance."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
 def progress_bar(percent: int, label: str) -> SafeString:
     """The admin-coloured bar the queue and batch pages share."""
     percent = max(0, min(100, int(percent)))

@@ -35,3 +35,13 @@ def dumps(value: Any) -> str:
         except (TypeError, orjson.JSONEncodeError):
             pass
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def dumps_line(value: Any) -> bytes:
+    """One JSONL line (compact JSON and a newline) as UTF-8 bytes, with no text in between."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
+        except (TypeError, orjson.JSONEncodeError):
+            pass
+    return (json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n").encode()

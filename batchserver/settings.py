@@ -370,6 +370,9 @@ LOGGING = logging_config(LOG_FORMAT, env.str("LOG_LEVEL", default="INFO"))
 
 # Curation (docs/curation.md): the most lines an uploaded JSONL dataset may have.
 CURATION_UPLOAD_MAX_LINES = env.int("CURATION_UPLOAD_MAX_LINES", default=50_000)
+# A dataset's operation (import, export, merge, split, …) that has reported no progress for
+# this long is taken to be dead (its worker was killed) and the dataset may be claimed again.
+CURATION_TASK_STALE_SECONDS = env.int("CURATION_TASK_STALE_SECONDS", default=600)
 
 # --- Fine-tuning (docs/finetuning.md) --------------------------------------------------------
 # Job folders (copied data, the Trainer's checkpoints, the adapter) and merged models.

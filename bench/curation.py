@@ -7,7 +7,9 @@ batch becomes a dataset owned by the API key (the import task runs inline, timed
 web server (``--web-workers``) on the same database then answers, timed from a client:
 
 - ``/workbench`` (staff session): the first record, a record in the middle, a text search, a
-  filter on status + model; ``/v1/curation/records`` (API key): a filtered page of 50;
+  filter on status + model; the same filter's page right after a review of the record shown
+  (a write renews the cached selections, so that view reads the selection again);
+  ``/v1/curation/records`` (API key): a filtered page of 50;
 - a bulk action on all records (``label`` then ``accept``, from the workbench's bulk form);
 - the fine-tuning export of all records (``POST …/exports``), while the peak RSS of every web
   process is sampled.
@@ -167,6 +169,30 @@ def timed(client: httpx.Client, path: str, n: int) -> list[float]:
     return out
 
 
+def timed_after_review(client: httpx.Client, path: str, n: int) -> list[float]:
+    """The page right after each of ``n`` reviews (a rating, 3 and 4 in turn) of its record."""
+    page = client.get(path).text
+    out = []
+    for i in range(n):
+        record = re.search(r'data-record="(\d+)" data-version="(\d+)"', page)
+        assert record, page[:500]
+        response = client.post(
+            path,
+            data={
+                "record": record.group(1),
+                "version": record.group(2),
+                "rating": str(3 + i % 2),
+                "csrfmiddlewaretoken": client.cookies["csrftoken"],
+            },
+            headers={"Referer": str(client.base_url)},
+        )
+        assert response.status_code == 302, response.text[:500]
+        started = time.perf_counter()
+        page = client.get(path).text
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
 def bulk(client: httpx.Client, dataset_id: int, action: str, value: str = "") -> tuple[float, str]:
     started = time.perf_counter()
     response = client.post(
@@ -191,6 +217,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--requests", type=int, default=60, help="timed GETs per page")
     parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--profile", type=Path, help="py-spy the web processes into this folder")
     args = parser.parse_args()
     _cluster.exit_on_sigterm()
 
@@ -212,10 +239,13 @@ def main() -> None:
     dataset_id, seconds = import_dataset(batch_id, raw_key)
     print(f"import of the batch into a dataset: {seconds:.2f} s")
 
-    web = rss = None
+    web = rss = profiler = None
     try:
         web, url = _cluster.start_web(env, data_dir, workers=args.web_workers)
         rss = PeakRss(web.popen.pid, interval=0.05)
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            profiler = _cluster.Profiler(web.popen.pid, args.profile / "web.txt", rate=100)
         staff = staff_session(url)
         api = httpx.Client(
             base_url=f"{url}/v1/curation",
@@ -235,6 +265,11 @@ def main() -> None:
         for name, path in pages.items():
             figures = timed(staff, path, args.requests)
             print(f"{name}: p50 {statistics.median(figures):.0f} ms, p95 {p95(figures):.0f} ms")
+        figures = timed_after_review(staff, pages["workbench, status+model filter"], args.requests)
+        print(
+            "workbench, status+model filter, right after a review: "
+            f"p50 {statistics.median(figures):.0f} ms, p95 {p95(figures):.0f} ms"
+        )
         for name, path in {
             "API records, filtered page of 50": f"/records?dataset={dataset_id}&status=pending"
             "&limit=50",
@@ -269,6 +304,8 @@ def main() -> None:
             f"{time.perf_counter() - started:.2f} s"
         )
     finally:
+        if profiler:
+            profiler.stop()
         if rss:
             rss.close()
         if web:

@@ -1,11 +1,20 @@
 """The one definition of "the records a filter selects": the workbench, its bulk actions, the
-records API and the exports all turn the same parameters into the same queryset."""
+records API and the exports all turn the same parameters into the same queryset.
+
+Pages cache what a selection holds (``selectors.selection_ids``) under the *selections
+version*, which a bulk action and records added to or removed from a dataset renew
+(``selections_changed``); a single review is caught up from its history events instead.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+from uuid import uuid4
+
+from django.core.cache import cache
+from django.db import transaction
 
 from batchserver.errors import Invalid
 from batchserver.models import ApiKey
@@ -101,3 +110,29 @@ class RecordFilter:
 def select(flt: RecordFilter, owner: ApiKey | None = None) -> RecordQuerySet:
     """The records ``flt`` selects among those ``owner`` may see (None: staff, all)."""
     return flt.apply(Record.objects.visible_to(owner))
+
+
+SELECTIONS_VERSION = "curation:selections-version"
+
+
+def selections_changed() -> None:
+    """Every cached selection is out of date: call it in the transaction that changed records.
+
+    The version is renewed there (with the database cache, in that transaction: it changes when
+    the records do) and once more after the commit (for a cache outside the database); a page
+    that read the old version meanwhile stores what it found under a version nobody asks for.
+    """
+    _renew()
+    transaction.on_commit(_renew)
+
+
+def _renew() -> None:
+    cache.set(SELECTIONS_VERSION, uuid4().hex, None)
+
+
+def selections_version() -> str:
+    found = cache.get(SELECTIONS_VERSION)
+    if found is None:
+        cache.add(SELECTIONS_VERSION, uuid4().hex, None)
+        found = cache.get(SELECTIONS_VERSION)
+    return str(found)

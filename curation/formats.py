@@ -7,10 +7,69 @@ OpenAI's chat fine-tuning line, with the correction in place of the model's answ
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from batchserver import fastjson
-from curation.models import Record
+from curation.models import labels_list
+
+# What an export reads of a record, in this order (``ExportRecord.from_row``); the prompt's
+# messages come as JSON text, parsed here with orjson rather than by the ORM.
+EXPORT_COLUMNS = (
+    "id",
+    "custom_id",
+    "batch_id",
+    "model",
+    "messages_json",
+    "content__answer",
+    "correction",
+    "rating",
+    "thumb",
+    "labels",
+    "gold",
+    "status",
+    "note",
+    "prompt_hash",
+)
+
+
+@dataclass(slots=True)
+class ExportRecord:
+    """A record as the export formats read it: plain values, no model instance (an export of
+    50,000 records builds 50,000 of these)."""
+
+    pk: int
+    custom_id: str
+    batch_id: str
+    model: str
+    messages: list[dict[str, Any]]
+    answer: str
+    correction: str | None
+    rating: int | None
+    thumb: int | None
+    labels: str
+    gold: bool
+    status: str
+    note: str
+    prompt_hash: str
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> ExportRecord:
+        values = list(row)
+        messages = values[4]
+        values[4] = fastjson.loads(messages) if isinstance(messages, (str, bytes)) else messages
+        values[5] = values[5] or ""
+        return cls(*values)
+
+    @property
+    def final_answer(self) -> str:
+        """The answer an export trains on: the correction when there is one."""
+        return self.correction if self.correction is not None else self.answer
+
+    @property
+    def label_list(self) -> list[str]:
+        return labels_list(self.labels)
+
 
 # Fine-tuning accepts these roles (issue #12's validation); "developer" is the newer "system".
 FINETUNE_ROLES = {"system", "user", "assistant"}
@@ -27,7 +86,7 @@ def _content(content: Any) -> str | None:
     return None
 
 
-def chat_messages(record: Record) -> list[dict[str, str]] | None:
+def chat_messages(record: ExportRecord) -> list[dict[str, str]] | None:
     """The prompt as plain {role, content} messages fine-tuning accepts, or None if it has a
     turn fine-tuning cannot take (a tool call, an image)."""
     out = []
@@ -41,14 +100,14 @@ def chat_messages(record: Record) -> list[dict[str, str]] | None:
     return out
 
 
-def finetune_line(record: Record) -> dict[str, Any] | None:
+def finetune_line(record: ExportRecord) -> dict[str, Any] | None:
     messages = chat_messages(record)
     if messages is None:
         return None
     return {"messages": [*messages, {"role": "assistant", "content": record.final_answer}]}
 
 
-def gold_line(record: Record) -> dict[str, Any]:
+def gold_line(record: ExportRecord) -> dict[str, Any]:
     """The benchmark dataset format (``benchmarks.datasets``): the final answer is the reference."""
     return {
         "id": f"rec-{record.pk}",
@@ -58,7 +117,7 @@ def gold_line(record: Record) -> dict[str, Any]:
     }
 
 
-def icl_packs(records: Iterable[Record], k: int) -> Iterator[dict[str, Any]]:
+def icl_packs(records: Iterable[ExportRecord], k: int) -> Iterator[dict[str, Any]]:
     """The k best examples per label as few-shot messages; records come ordered by label
     group then best first (the caller's query), so one pack is built at a time."""
     packs: dict[str, list[dict[str, str]]] = {}
@@ -79,7 +138,7 @@ def icl_packs(records: Iterable[Record], k: int) -> Iterator[dict[str, Any]]:
         yield {"label": label or None, "examples": counts[label], "messages": packs[label]}
 
 
-def dpo_pairs(groups: Iterable[list[Record]]) -> Iterator[dict[str, Any]]:
+def dpo_pairs(groups: Iterable[list[ExportRecord]]) -> Iterator[dict[str, Any]]:
     """Preference pairs: a correction is preferred to the answer it corrects; among answers to
     the same prompt, the best-rated is preferred to the worst-rated (when ratings differ)."""
     for group in groups:
@@ -94,7 +153,7 @@ def dpo_pairs(groups: Iterable[list[Record]]) -> Iterator[dict[str, Any]]:
                 yield _pair(best, best.final_answer, worst.answer)
 
 
-def _pair(record: Record, chosen: str, rejected: str) -> dict[str, Any]:
+def _pair(record: ExportRecord, chosen: str, rejected: str) -> dict[str, Any]:
     return {
         "input": {"messages": record.messages},
         "preferred_output": [{"role": "assistant", "content": chosen}],
@@ -102,7 +161,7 @@ def _pair(record: Record, chosen: str, rejected: str) -> dict[str, Any]:
     }
 
 
-def plugin_record(record: Record) -> dict[str, Any]:
+def plugin_record(record: ExportRecord) -> dict[str, Any]:
     """What a plugin's export format receives for one record."""
     return {
         "id": record.pk,
@@ -123,4 +182,4 @@ def plugin_record(record: Record) -> dict[str, Any]:
 
 
 def line(value: dict[str, Any]) -> bytes:
-    return fastjson.dumps(value).encode() + b"\n"
+    return fastjson.dumps_line(value)

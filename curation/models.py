@@ -9,8 +9,10 @@ and a reference to the batch's row, so it survives the batch's deletion (``batch
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -41,11 +43,19 @@ class Dataset(models.Model):
     )
     created_by = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    # A long operation (import of batches, plugin scoring) shows its progress here.
+    # A long operation (import, scoring, export, merge, split, de-duplication) shows its
+    # progress here: done of total since it started; its outcome stays in ``task_result``.
     task = models.CharField(max_length=32, blank=True, help_text="The operation running, if any.")
     task_done = models.PositiveIntegerField(default=0)
     task_total = models.PositiveIntegerField(default=0)
+    task_started_at = models.DateTimeField(null=True, blank=True)
+    # Written with every progress report: a claim whose operation has reported nothing for
+    # CURATION_TASK_STALE_SECONDS (its worker was killed, say) may be taken by a new one.
+    task_reported_at = models.DateTimeField(null=True, blank=True)
     task_error = models.TextField(blank=True)
+    task_result = models.JSONField(
+        default=dict, blank=True, help_text="What the last operation made (an export's file)."
+    )
     records = models.ManyToManyField("Record", through="Membership", related_name="datasets")
 
     class Meta:
@@ -57,6 +67,54 @@ class Dataset(models.Model):
     @property
     def task_percent(self) -> int:
         return int(100 * self.task_done / self.task_total) if self.task_total else 0
+
+    @property
+    def task_eta_seconds(self) -> float | None:
+        """Seconds left at the pace so far; None before the first progress is known."""
+        if not self.task or not self.task_started_at or not self.task_done or not self.task_total:
+            return None
+        elapsed = (timezone.now() - self.task_started_at).total_seconds()
+        return max(0.0, elapsed * (self.task_total - self.task_done) / self.task_done)
+
+    def start_task(self, task: str, total: int = 0) -> bool:
+        """Claim the dataset for ``task`` unless another operation runs (compare-and-swap).
+
+        An operation that has reported no progress for ``CURATION_TASK_STALE_SECONDS`` is
+        taken to be dead (its process was killed) and its claim may be taken over.
+        """
+        now = timezone.now()
+        stale = now - timedelta(seconds=settings.CURATION_TASK_STALE_SECONDS)
+        fields = {
+            "task": task,
+            "task_done": 0,
+            "task_total": total,
+            "task_started_at": now,
+            "task_reported_at": now,
+            "task_error": "",
+            "task_result": {},
+        }
+        free = Q(task="") | Q(task_reported_at__lt=stale) | Q(task_reported_at__isnull=True)
+        claimed = Dataset.objects.filter(free, pk=self.pk).update(**fields)
+        if claimed:
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return bool(claimed)
+
+    def report_task(self, done: int, total: int) -> None:
+        """How far the running operation is (written as it goes, outside its transaction)."""
+        Dataset.objects.filter(pk=self.pk, task=self.task).update(
+            task_done=done, task_total=total, task_reported_at=timezone.now()
+        )
+        self.task_done, self.task_total = done, total
+
+    def end_task(self, *, result: dict[str, Any] | None = None, error: str = "") -> None:
+        """The operation is over: its outcome (or why it failed) stays on the dataset."""
+        fields: dict[str, Any] = {"task": "", "task_error": error[:2000]}
+        if result is not None:
+            fields["task_result"] = result
+        Dataset.objects.filter(pk=self.pk, task=self.task).update(**fields)
+        for name, value in fields.items():
+            setattr(self, name, value)
 
 
 class RecordQuerySet(models.QuerySet):
@@ -230,13 +288,24 @@ class Membership(models.Model):
 
 
 class Judgement(models.Model):
-    """One reviewer's own judgement of a record (the record shows everyone's, and agreement)."""
+    """One reviewer's own judgement of a record (the record shows everyone's, and agreement).
 
-    record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="judgements")
+    Written by a review of the record and by a bulk action on a selection that holds it; a
+    field the reviewer never judged stays empty (``status`` ""; the others None). ``labels`` are
+    the record's labels as this reviewer last left them.
+    """
+
+    # Found by the unique (record, reviewer) index: one index less to write per judgement that
+    # a bulk action upserts.
+    record = models.ForeignKey(
+        Record, on_delete=models.CASCADE, related_name="judgements", db_index=False
+    )
     reviewer = models.CharField(max_length=150)
     rating = models.PositiveSmallIntegerField(null=True, blank=True)
     thumb = models.SmallIntegerField(null=True, blank=True)
     status = models.CharField(max_length=16, blank=True)
+    gold = models.BooleanField(null=True, blank=True)
+    labels = models.TextField(null=True, blank=True, help_text="',a,b,' (see labels_text).")
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -246,6 +315,10 @@ class Judgement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reviewer} on {self.record_id}"
+
+    @property
+    def label_list(self) -> list[str] | None:
+        return None if self.labels is None else labels_list(self.labels)
 
 
 class Event(models.Model):

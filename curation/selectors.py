@@ -3,18 +3,23 @@ the analytics of the enhanced workbench (ratings per model, agreement, lengths, 
 
 from __future__ import annotations
 
+import hashlib
+import zlib
+from array import array
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date
-from itertools import combinations
 from typing import Any
 
 from django.core.cache import cache
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
 from django.db.models import Count, Q
 from django.db.models.functions import Length, TruncDate
 
 from batchserver.models import ApiKey
-from curation.filters import RecordFilter, select
+from curation.filters import RecordFilter, select, selections_version
 from curation.models import Dataset, Event, Judgement, Membership, Record, RecordQuerySet
 from curation.services.review import event_labels
 
@@ -79,62 +84,84 @@ class Position:
     next_id: int | None
 
 
-SMALL_SELECTION = 2000  # up to this many ids, a selection is read once and counted here
+SELECTION_SECONDS = 300  # a cached selection lives this long at most
+# A review is kept in the history (``Event``) in its own transaction: records with an event
+# after the cached ids were read are checked against the filter again, and so are those of the
+# last RECHECK_EVENTS events before (a short review still in flight then commits later). Bulk
+# actions and dataset changes renew the selections version instead (a new read).
+RECHECK_EVENTS = 200
+RECHECK_AT_MOST = 2000  # more changed records than this: read the selection again
+
+
+def selection_ids(flt: RecordFilter, owner: ApiKey | None = None) -> array[int]:
+    """The ids of the records ``flt`` selects, in order: read once per filter, then taken
+    from the cache and brought up to date with the records reviewed since (few, by the
+    history's index), until a bulk action or a dataset change renews the selections version.
+
+    Paging through 50,000 records then costs a binary search and one record read per page,
+    instead of a count over the join of records and memberships on every view.
+    """
+    identity = repr((sorted(flt.as_params().items()), owner.pk if owner else None))
+    key = (
+        "curation:ids:" + hashlib.sha256(f"{selections_version()}|{identity}".encode()).hexdigest()
+    )
+    found = cache.get(key)
+    ids: array[int] = array("q")
+    if found is not None:
+        packed, seen = found
+        ids.frombytes(zlib.decompress(packed))
+        newest = _recheck(ids, flt, owner, seen)
+        if newest is not None:
+            if newest != seen:
+                cache.set(key, (zlib.compress(ids.tobytes(), 1), newest), SELECTION_SECONDS)
+            return ids
+        ids = array("q")
+    # The newest event first: a review committed while the ids are read is checked next time.
+    seen = Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    # One client-side fetch: 50,000 ids are 400 kB, and a server-side cursor outside a
+    # transaction would be materialised by the server first (WITH HOLD).
+    ids.extend(select(flt, owner).order_by("id").values_list("id", flat=True))
+    cache.set(key, (zlib.compress(ids.tobytes(), 1), seen), SELECTION_SECONDS)
+    return ids
+
+
+def _recheck(ids: array[int], flt: RecordFilter, owner: ApiKey | None, seen: int) -> int | None:
+    """Put in or take out of ``ids`` the records reviewed since event ``seen`` (and just
+    before); returns the newest event id, or None when so many changed that a read is cheaper."""
+    events = list(Event.objects.filter(id__gt=seen - RECHECK_EVENTS).values_list("id", "record_id"))
+    changed = {record_id for _, record_id in events}
+    if len(changed) > RECHECK_AT_MOST:
+        return None
+    if changed:
+        selected = set(select(flt, owner).filter(id__in=changed).values_list("id", flat=True))
+        for record_id in sorted(changed):
+            at = bisect_left(ids, record_id)
+            held = at < len(ids) and ids[at] == record_id
+            if held and record_id not in selected:
+                del ids[at]
+            elif not held and record_id in selected:
+                ids.insert(at, record_id)
+    return max((i for i, _ in events), default=seen)
 
 
 def position(flt: RecordFilter, record_id: int | None, owner: ApiKey | None = None) -> Position:
-    """The record ``record_id`` (else the first of the selection) and its neighbours.
-
-    A selection of up to 2,000 records is one query of ids (a text search, a narrow filter);
-    a larger one is counted by the database (one aggregate) around the record.
-    """
-    records = select(flt, owner)
-    with_content = Record.objects.select_related("content")
-    if _dataset_only(flt, owner):  # counted from the memberships' index: no probe needed
-        ids = list(records.order_by("id").values_list("id", flat=True)[:1])
-    else:
-        ids = list(records.order_by("id").values_list("id", flat=True)[: SMALL_SELECTION + 1])
+    """The record ``record_id`` (else the first of the selection) and its neighbours."""
+    ids = selection_ids(flt, owner)
     if not ids:
         return Position(None, 0, 0, None, None)
-    if not _dataset_only(flt, owner) and len(ids) <= SMALL_SELECTION:
-        at = ids.index(record_id) if record_id in ids else 0
-        return Position(
-            with_content.get(pk=ids[at]),
-            at + 1,
-            len(ids),
-            ids[at - 1] if at > 0 else None,
-            ids[at + 1] if at + 1 < len(ids) else None,
-        )
-    record = None
-    if record_id is not None:  # only if the selection holds it
-        record = with_content.filter(pk__in=records.filter(pk=record_id).values("id")).first()
-    if record is None:
-        record = with_content.get(pk=ids[0])
-    return _counted(flt, records, record, owner)
-
-
-def _dataset_only(flt: RecordFilter, owner: ApiKey | None) -> bool:
-    return flt.dataset is not None and flt == RecordFilter(dataset=flt.dataset) and owner is None
-
-
-def _counted(
-    flt: RecordFilter, records: RecordQuerySet, record: Record, owner: ApiKey | None
-) -> Position:
-    if flt.dataset is not None and _dataset_only(flt, owner):
-        # The dataset alone: its memberships answer from their index, no join with records.
-        members = Membership.objects.filter(dataset_id=flt.dataset)
-        counts = members.aggregate(
-            total=Count("id"), before=Count("id", filter=Q(record_id__lt=record.pk))
-        )
-    else:
-        counts = records.aggregate(
-            total=Count("id"), before=Count("id", filter=Q(id__lt=record.pk))
-        )
-    previous_id = (
-        records.filter(id__lt=record.pk).order_by("-id").values_list("id", flat=True).first()
+    at = bisect_left(ids, record_id) if record_id is not None else 0
+    if at >= len(ids) or ids[at] != record_id:
+        at = 0  # not in the selection: its first record
+    record = Record.objects.select_related("content").filter(pk=ids[at]).first()
+    if record is None:  # deleted by a write the cache has not heard of yet
+        return Position(None, 0, 0, None, None)
+    return Position(
+        record,
+        at + 1,
+        len(ids),
+        ids[at - 1] if at > 0 else None,
+        ids[at + 1] if at + 1 < len(ids) else None,
     )
-    next_id = records.filter(id__gt=record.pk).order_by("id").values_list("id", flat=True).first()
-    return Position(record, counts["before"] + 1, counts["total"], previous_id, next_id)
 
 
 CHOICES_SECONDS = 30  # the filter's model and label choices may lag this much
@@ -188,36 +215,43 @@ class Agreement:
     pairs: dict[tuple[str, str], tuple[int, int]]  # (a, b) → (pairs rated by both, same)
 
 
+DECIDED = "NOT IN ('', 'pending')"
+
+
 def agreement(records: RecordQuerySet) -> Agreement:
-    judged = (
-        Judgement.objects.filter(record__in=records.values("id"))
-        .order_by("record_id", "reviewer")
-        .values_list("record_id", "reviewer", "rating", "status")
-    )
-    by_record: dict[int, list[tuple[str, int | None, str]]] = defaultdict(list)
-    for record_id, reviewer, rating, status in judged.iterator(chunk_size=5000):
-        by_record[record_id].append((reviewer, rating, status))
-    rating_pairs = rating_same = status_pairs = status_same = 0
-    pairs: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    multi = 0
-    for found in by_record.values():
-        if len(found) < 2:
-            continue
-        multi += 1
-        for (a, ra, sa), (b, rb, sb) in combinations(found, 2):
-            if ra is not None and rb is not None:
-                rating_pairs += 1
-                rating_same += ra == rb
-                pairs[(a, b)][0] += 1
-                pairs[(a, b)][1] += ra == rb
-            if sa and sb and sa != "pending" and sb != "pending":
-                status_pairs += 1
-                status_same += sa == sb
+    """Counted by the database: judgements joined to themselves per record (a bulk action
+    writes one judgement per record, so a selection can hold 100,000 of them)."""
+    try:
+        sql, params = records.order_by().values("id").query.sql_with_params()
+    except EmptyResultSet:  # a key without datasets
+        return Agreement(0, None, None, {})
+    table = Judgement._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.reviewer, b.reviewer, "
+            "COUNT(*) FILTER (WHERE a.rating IS NOT NULL AND b.rating IS NOT NULL), "
+            "COUNT(*) FILTER (WHERE a.rating = b.rating), "
+            f"COUNT(*) FILTER (WHERE a.status {DECIDED} AND b.status {DECIDED}), "
+            f"COUNT(*) FILTER (WHERE a.status = b.status AND a.status {DECIDED}) "
+            f"FROM {table} a JOIN {table} b "
+            "ON b.record_id = a.record_id AND a.reviewer < b.reviewer "
+            f"WHERE a.record_id IN ({sql}) GROUP BY a.reviewer, b.reviewer",
+            params,
+        )
+        rows = cursor.fetchall()
+        cursor.execute(
+            f"SELECT COUNT(*) FROM (SELECT record_id FROM {table} WHERE record_id IN ({sql}) "
+            "GROUP BY record_id HAVING COUNT(*) > 1) judged_twice",
+            params,
+        )
+        (multi,) = cursor.fetchone()
+    rating_pairs = sum(r[2] for r in rows)
+    status_pairs = sum(r[4] for r in rows)
     return Agreement(
         multi,
-        rating_same / rating_pairs if rating_pairs else None,
-        status_same / status_pairs if status_pairs else None,
-        {k: (v[0], v[1]) for k, v in sorted(pairs.items())},
+        sum(r[3] for r in rows) / rating_pairs if rating_pairs else None,
+        sum(r[5] for r in rows) / status_pairs if status_pairs else None,
+        {(a, b): (n, same) for a, b, n, same, _, _ in sorted(rows) if n},
     )
 
 

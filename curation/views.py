@@ -143,6 +143,22 @@ def workbench(request: HttpRequest) -> HttpResponse:
 # --- /curation ----------------------------------------------------------------------------
 
 
+def _result_message(dataset: Dataset) -> Any:
+    """What the dataset's last operation made, as the row shows it."""
+    found = dataset.task_result or {}
+    task = found.get("task")
+    if task == "export":
+        fields = services.ExportResult.__dataclass_fields__
+        return _export_message(services.ExportResult(**{k: found[k] for k in fields}))
+    if task == "merge":
+        return f"Merged: {found['records']} record(s)."
+    if task == "split":
+        return f"Split: {found['train']} train, {found['validation']} validation."
+    if task == "dedupe":
+        return f"De-duplicated: {found['removed']} duplicate(s) removed."
+    return ""
+
+
 def _export_message(result: services.ExportResult) -> Any:
     parts = [
         format_html(
@@ -192,8 +208,10 @@ def _curation_post(request: HttpRequest) -> None:
         messages.success(request, f"Dataset '{dataset.name}' is being imported.")
     elif action == "merge":
         found = [services.get_dataset(i) for i in post.getlist("dataset_ids")]
-        merged = services.merge_datasets(found, post.get("name", ""), created_by=actor)
-        messages.success(request, f"Dataset '{merged.name}' merged from {len(found)} datasets.")
+        merged = services.start_merge(found, post.get("name", ""), created_by=actor)
+        messages.success(
+            request, f"Dataset '{merged.name}' is being merged from {len(found)} datasets."
+        )
     else:
         _dataset_action(request, services.get_dataset(post.get("dataset", "")), action)
 
@@ -207,19 +225,16 @@ def _dataset_action(request: HttpRequest, dataset: Dataset, action: str | None) 
             raise Invalid(
                 "validation_fraction must be a number.", param="validation_fraction"
             ) from None
-        counts = services.split_dataset(dataset, fraction, _int(post.get("seed")) or 0)
-        messages.success(
-            request,
-            f"'{dataset.name}': {counts['train']} train, {counts['validation']} validation.",
-        )
+        services.start_split(dataset, fraction, _int(post.get("seed")) or 0)
+        messages.success(request, f"'{dataset.name}' is being split: progress below.")
     elif action == "dedupe":
-        removed = services.dedupe_dataset(dataset)
-        messages.success(request, f"'{dataset.name}': {removed} duplicate(s) removed.")
+        services.start_dedupe(dataset)
+        messages.success(request, f"'{dataset.name}' is being de-duplicated: progress below.")
     elif action == "score":
         services.start_scoring(dataset)
         messages.success(request, f"'{dataset.name}' is being scored by the rating plugins.")
     elif action == "export":
-        result = services.export_dataset(
+        services.start_export(
             dataset,
             post.get("format", ""),
             only=post.get("only") or None,
@@ -227,7 +242,7 @@ def _dataset_action(request: HttpRequest, dataset: Dataset, action: str | None) 
             k=_int(post.get("k")) or 3,
             benchmark_name=post.get("benchmark_name", "").strip(),
         )
-        messages.success(request, _export_message(result))
+        messages.success(request, f"'{dataset.name}' is being exported: progress below.")
     elif action == "delete":
         services.delete_dataset(dataset)
         messages.success(request, f"Dataset '{dataset.name}' deleted.")
@@ -242,6 +257,7 @@ def datasets_context() -> dict[str, Any]:
     rows = []
     for dataset in found:
         p = progress[dataset.pk]
+        eta = dataset.task_eta_seconds
         rows.append(
             {
                 "dataset": dataset,
@@ -252,6 +268,8 @@ def datasets_context() -> dict[str, Any]:
                 )
                 if dataset.task
                 else "",
+                "eta": f"about {charts.duration_text(eta)} left" if eta is not None else "",
+                "result": "" if dataset.task else _result_message(dataset),
             }
         )
     busy = any(d.task for d in found)

@@ -16,6 +16,7 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
+from batchserver.charts import duration_text
 from batchserver.models import ApiKey, AuditEntry, LogLine
 from jobs.models import Batch, BatchChunk, BatchRequest, File, WebhookDelivery, Worker
 from jobs.services.scheduling import remaining_output_tokens
@@ -63,16 +64,6 @@ def throughput(batch: Batch) -> Throughput | None:
         tokens_per_second=(batch.input_tokens + batch.output_tokens) / seconds,
         output_tokens_per_second=batch.output_tokens / seconds,
     )
-
-
-def duration_text(seconds: float) -> str:
-    """12 s, 3 min 4 s, 2 h 5 min: what an operator reads at a glance."""
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
 # --- the queue -----------------------------------------------------------------------------

@@ -234,7 +234,13 @@ class LogFilter(forms.Form):
     level = forms.ChoiceField(required=False, choices=[("", "any")] + [(x, x) for x in LOG_LEVELS])
     process = forms.ChoiceField(
         required=False,
-        choices=[("", "any"), ("web", "web"), ("worker", "worker"), ("command", "command")],
+        choices=[
+            ("", "any"),
+            ("web", "web"),
+            ("worker", "worker"),
+            ("engine", "engine"),
+            ("command", "command"),
+        ],
     )
     batch = forms.CharField(required=False, max_length=64, label="Batch id")
     correlation_id = forms.CharField(required=False, max_length=64, label="Correlation id")

@@ -10,16 +10,6 @@ from benchmarks import selectors
 MATRIX_ROWS_ON_PAGE = 200
 
 
-def duration_text(seconds: float) -> str:
-    """12 s, 3 min 4 s, 2 h 5 min."""
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-
-
 def _cell_view(sample, scorers: list[str]) -> dict[str, Any]:
     if sample is None:
         return {"missing": True}

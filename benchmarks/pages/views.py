@@ -21,6 +21,7 @@ from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.http import require_http_methods
 
 from batchserver import charts
+from batchserver.charts import duration_text
 from batchserver.console import render_page
 from batchserver.errors import DomainError
 from benchmarks import selectors, services
@@ -28,7 +29,7 @@ from benchmarks.api.views import parse_ids
 from benchmarks.datasets import InvalidDataset
 from benchmarks.models import CloudPrice, GpuPrice, Run
 from benchmarks.pages import forms
-from benchmarks.pages.tables import comparison_context, duration_text
+from benchmarks.pages.tables import comparison_context
 
 REFRESH = "every 2s"
 

@@ -101,14 +101,26 @@ def dataset_data(dataset: Dataset, found: Progress) -> dict[str, Any]:
         "created_at": int(dataset.created_at.timestamp()),
         "created_by": dataset.created_by,
         "task": dataset.task or None,
-        "task_progress": {"done": dataset.task_done, "total": dataset.task_total},
+        "task_progress": {
+            "done": dataset.task_done,
+            "total": dataset.task_total,
+            "eta_seconds": dataset.task_eta_seconds,
+        },
         "task_error": dataset.task_error or None,
+        "task_result": dataset.task_result or None,
         "progress": found.as_dict(),
     }
 
 
 def judgement_data(j: Judgement) -> dict[str, Any]:
-    return {"reviewer": j.reviewer, "rating": j.rating, "thumb": j.thumb, "status": j.status}
+    return {
+        "reviewer": j.reviewer,
+        "rating": j.rating,
+        "thumb": j.thumb,
+        "status": j.status,
+        "gold": j.gold,
+        "labels": j.label_list,
+    }
 
 
 def record_data(record: Record, detail: bool = False) -> dict[str, Any]:

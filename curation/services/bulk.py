@@ -1,9 +1,11 @@
 """Bulk actions on everything a filter selects: label, unlabel, accept, reject, reset, gold.
 
-Each is two statements in one transaction, whatever the number of records: an INSERT … SELECT
+Each is three statements in one transaction, whatever the number of records: an INSERT … SELECT
 that writes one history event per record that changes (before and after computed by the
-database), then one UPDATE that changes them and bumps their versions (an open workbench page
-then sees its save refused rather than overwrite the bulk change).
+database); an upsert of the acting reviewer's ``Judgement`` of every record selected (as a
+review of each would: agreeing with the current value counts too); then one UPDATE that changes
+the records and bumps their versions (an open workbench page then sees its save refused rather
+than overwrite the bulk change).
 """
 
 from __future__ import annotations
@@ -12,14 +14,24 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import Case, CharField, DateTimeField, F, Q, TextField, Value, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    CharField,
+    DateTimeField,
+    F,
+    Q,
+    TextField,
+    Value,
+    When,
+)
 from django.db.models.functions import Cast, Concat, Replace
 from django.utils import timezone
 
 from batchserver.errors import Invalid
 from batchserver.models import ApiKey
-from curation.filters import RecordFilter, select
-from curation.models import LABEL_SEP, Event, Record, RecordQuerySet
+from curation.filters import RecordFilter, select, selections_changed
+from curation.models import LABEL_SEP, Event, Judgement, Record, RecordQuerySet
 from curation.services.review import clean_label
 
 ACTIONS = ("label", "unlabel", "accept", "reject", "reset", "gold", "ungold")
@@ -77,6 +89,33 @@ def _record_events(records: RecordQuerySet, field: str, after: Any, actor: str, 
         )
 
 
+_FIELD_TYPES = {"status": CharField, "gold": BooleanField, "labels": TextField}
+
+
+def _record_judgements(
+    selected: RecordQuerySet, field: str, changes: Q, new: Any, actor: str, now
+) -> None:
+    """The actor's judgement of every selected record: ``field`` as the action leaves it."""
+    column = field  # status, gold, labels: the same names on records and judgements
+    after = Case(When(changes, then=new), default=F(field), output_field=_FIELD_TYPES[field]())
+    sql, params = (
+        selected.order_by().annotate(j_value=after).values_list("id", "j_value").query
+    ).sql_with_params()
+    # The other judged fields of a new row: not judged ("" for the NOT NULL status).
+    empty = {"status": "''", "labels": "NULL", "gold": "NULL"}
+    others = [name for name in empty if name != field]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Judgement._meta.db_table} "
+            f"(record_id, reviewer, updated_at, {column}, {', '.join(others)}) "
+            f"SELECT sel.id, %s, %s, sel.j_value, {', '.join(empty[n] for n in others)} "
+            f"FROM ({sql}) sel WHERE true "
+            "ON CONFLICT (record_id, reviewer) DO UPDATE "
+            f"SET {column} = EXCLUDED.{column}, updated_at = EXCLUDED.updated_at",
+            (actor, now, *params),
+        )
+
+
 def bulk_action(
     flt: RecordFilter,
     action: str,
@@ -89,16 +128,21 @@ def bulk_action(
     if action not in ACTIONS:
         raise Invalid(f"action must be one of {', '.join(ACTIONS)}.", param="action")
     field, changes, new, event_after = _plan(action, value)
-    records = select(flt, owner).filter(changes)
+    selected = select(flt, owner)
     now = timezone.now()
     stamp: dict[str, Any] = {}
     if field == "status":
         stamp = {"reviewed_by": actor, "reviewed_at": now}
     with transaction.atomic():
         # The rows to change, fixed once: the events and the update see the same set.
-        ids = Record.objects.filter(id__in=records.values("id"))
+        ids = Record.objects.filter(id__in=selected.filter(changes).values("id"))
         try:
             _record_events(ids, field, event_after, actor, now)
         except EmptyResultSet:  # the filter can select nothing (a key without datasets)
             return 0
-        return ids.update(**{field: new}, version=F("version") + 1, **stamp)
+        # Before the update: the filter may select other records once they have changed.
+        _record_judgements(selected, field, changes, new, actor, now)
+        changed = ids.update(**{field: new}, version=F("version") + 1, **stamp)
+        if changed:
+            selections_changed()
+    return changed

@@ -11,7 +11,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connection, models, transaction
-from django.db.models import Count, Min
+from django.db.models import Min
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -19,7 +19,7 @@ from batchserver import fastjson
 from batchserver.errors import Conflict, Invalid, NotFound
 from batchserver.models import ApiKey
 from benchmarks import services as benchmarks
-from curation.filters import RecordFilter, select
+from curation.filters import RecordFilter, select, selections_changed
 from curation.models import (
     CONTENT_FIELDS,
     Dataset,
@@ -29,6 +29,7 @@ from curation.models import (
     RecordQuerySet,
 )
 from curation.services import building
+from curation.services.progress import Progress
 from jobs.services import results
 
 SLICE = 2000
@@ -72,7 +73,6 @@ def add_members(dataset: Dataset, records: RecordQuerySet) -> int:
         sql, params = records.order_by().values_list("id").query.sql_with_params()
     except EmptyResultSet:  # the selection is empty by construction
         return 0
-    before = dataset.memberships.count()
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {Membership._meta.db_table} (dataset_id, record_id, split) "
@@ -80,7 +80,10 @@ def add_members(dataset: Dataset, records: RecordQuerySet) -> int:
             "ON CONFLICT (dataset_id, record_id) DO NOTHING",
             (dataset.pk, *params),
         )
-    return dataset.memberships.count() - before
+        added = max(cursor.rowcount, 0)
+    if added:
+        selections_changed()
+    return added
 
 
 def _check_batches(batch_ids: Iterable[str], owner: ApiKey | None) -> list[str]:
@@ -102,15 +105,13 @@ def add_batches(dataset: Dataset, batch_ids: Iterable[str], owner: ApiKey | None
     """Add the answers of ended batches to ``dataset``: checked now, imported by a task (its
     progress shows on the dataset)."""
     ids = _check_batches(batch_ids, owner)
-    if dataset.task:
+    if not dataset.start_task("import"):
+        dataset.refresh_from_db()
         raise Conflict(
             f"Dataset {dataset.pk} is busy ({dataset.task}); try again when it has finished.",
             param="dataset",
             code="dataset_busy",
         )
-    Dataset.objects.filter(pk=dataset.pk).update(
-        task="import", task_done=0, task_total=0, task_error=""
-    )
     transaction.on_commit(lambda: async_task("curation.tasks.import_batches", dataset.pk, ids))
     dataset.refresh_from_db()
     return dataset
@@ -284,6 +285,7 @@ def create_dataset_from_upload(
         Membership.objects.bulk_create(
             (Membership(dataset=dataset, record_id=i) for i in ids), batch_size=SLICE
         )
+        selections_changed()
     return dataset
 
 
@@ -299,22 +301,48 @@ def create_dataset_from_run(run_id: object, *, name: str = "", created_by: str =
     )
 
 
-def merge_datasets(
-    datasets: list[Dataset], name: str, *, owner: ApiKey | None = None, created_by: str = ""
-) -> Dataset:
-    """A new dataset with the records of all of ``datasets`` (each record once)."""
+def check_merge(datasets: list[Dataset], name: str) -> str:
     if len(datasets) < 2:
         raise Invalid("Merge needs at least two datasets.", param="dataset_ids")
-    with transaction.atomic():
-        merged = create_dataset(name, owner=owner, created_by=created_by)
-        ids = [d.pk for d in datasets]
-        add_members(
-            merged,
-            Record.objects.filter(
-                id__in=Membership.objects.filter(dataset_id__in=ids).values("record_id")
-            ),
-        )
+    return _check_name(name)
+
+
+def merge_datasets(
+    datasets: list[Dataset],
+    name: str,
+    *,
+    owner: ApiKey | None = None,
+    created_by: str = "",
+    progress: Progress | None = None,
+) -> Dataset:
+    """A new dataset with the records of all of ``datasets`` (each record once)."""
+    name = check_merge(datasets, name)
+    merged = create_dataset(name, owner=owner, created_by=created_by)
+    fill_merged(merged, [d.pk for d in datasets], progress)
     return merged
+
+
+def fill_merged(merged: Dataset, source_ids: list[int], progress: Progress | None = None) -> int:
+    """Add the records of the datasets ``source_ids`` to ``merged``, slice by slice of record
+    ids (each slice one INSERT … SELECT, committed: progress shows, a re-run skips what is in);
+    returns how many records were added."""
+    members = Membership.objects.filter(dataset_id__in=source_ids)
+    total = members.count()
+    done = added = 0
+    lowest = 0
+    while True:
+        # The record id that ends this slice: the SLICE-th membership above the last one.
+        window = members.filter(record_id__gt=lowest).order_by("record_id")
+        top = next(iter(window.values_list("record_id", flat=True)[SLICE - 1 : SLICE]), None)
+        span = window if top is None else window.filter(record_id__lte=top)
+        found = add_members(merged, Record.objects.filter(id__in=span.values("record_id")))
+        added += found
+        done = total if top is None else min(total, done + SLICE)
+        if progress:
+            progress(done, total)
+        if top is None:
+            return added
+        lowest = top
 
 
 def add_selection(dataset: Dataset, flt: RecordFilter, owner: ApiKey | None = None) -> int:
@@ -322,45 +350,67 @@ def add_selection(dataset: Dataset, flt: RecordFilter, owner: ApiKey | None = No
     return add_members(dataset, select(flt, owner))
 
 
-def split_dataset(dataset: Dataset, validation_fraction: float, seed: int = 0) -> dict[str, int]:
-    """Mark each membership train or validation, at random with ``seed`` (repeatable)."""
+def check_split(validation_fraction: float) -> None:
     if not 0 < validation_fraction < 1:
         raise Invalid(
             "validation_fraction must be between 0 and 1 (exclusive).",
             param="validation_fraction",
         )
+
+
+def split_dataset(
+    dataset: Dataset, validation_fraction: float, seed: int = 0, progress: Progress | None = None
+) -> dict[str, int]:
+    """Mark each membership train or validation, at random with ``seed`` (repeatable).
+
+    Written slice by slice in id order, each committed (progress shows); a split cut short
+    is finished by running it again with the same seed.
+    """
+    check_split(validation_fraction)
     ids = list(dataset.memberships.order_by("record_id").values_list("id", flat=True))
     if len(ids) < 2:
         raise Invalid("A split needs at least two records.", param="dataset", code="too_small")
-    rng = random.Random(seed)
-    rng.shuffle(ids)
+    shuffled = list(ids)
+    random.Random(seed).shuffle(shuffled)
     cut = max(1, round(len(ids) * validation_fraction))
-    with transaction.atomic():
-        dataset.memberships.update(split=Membership.Split.TRAIN)
-        for start in range(0, cut, SLICE):
-            Membership.objects.filter(id__in=ids[start : min(cut, start + SLICE)]).update(
-                split=Membership.Split.VALIDATION
-            )
+    validation = set(shuffled[:cut])
+    ids.sort()
+    for start in range(0, len(ids), SLICE):
+        part = ids[start : start + SLICE]
+        with transaction.atomic():
+            for split, chosen in (
+                (Membership.Split.VALIDATION, [i for i in part if i in validation]),
+                (Membership.Split.TRAIN, [i for i in part if i not in validation]),
+            ):
+                Membership.objects.filter(id__in=chosen).exclude(split=split).update(split=split)
+        if progress:
+            progress(min(len(ids), start + SLICE), len(ids))
     return {"train": len(ids) - cut, "validation": cut}
 
 
-def dedupe_dataset(dataset: Dataset) -> int:
-    """Remove all but the first record of each identical prompt + answer; returns the removed."""
+def dedupe_dataset(dataset: Dataset, progress: Progress | None = None) -> int:
+    """Remove all but the first record of each identical prompt + answer; returns the removed.
+
+    The duplicates are found in one query, then removed slice by slice (each committed:
+    progress shows; a re-run finds what is left).
+    """
     members = Membership.objects.filter(dataset=dataset)
-    keep = (
-        members.values("record__content_hash")
-        .annotate(first=Min("record_id"), n=Count("id"))
-        .filter(n__gt=1)
+    firsts = (
+        members.order_by()
+        .values("record__content_hash")
+        .annotate(first=Min("record_id"))
+        .values("first")
     )
-    duplicated = {row["record__content_hash"]: row["first"] for row in keep}
-    if not duplicated:
-        return 0
-    removed, _ = (
-        members.filter(record__content_hash__in=list(duplicated))
-        .exclude(record_id__in=list(duplicated.values()))
-        .delete()
-    )
-    return removed
+    doomed = list(members.exclude(record_id__in=firsts).values_list("id", flat=True))
+    if progress:
+        progress(0, len(doomed))
+    for start in range(0, len(doomed), SLICE):
+        with transaction.atomic():
+            Membership.objects.filter(id__in=doomed[start : start + SLICE]).delete()
+            selections_changed()
+        if progress:
+            progress(min(len(doomed), start + SLICE), len(doomed))
+    return len(doomed)
 
 
 def delete_dataset(dataset: Dataset) -> None:
@@ -375,6 +425,7 @@ def delete_dataset(dataset: Dataset) -> None:
         dataset.delete()
         for start in range(0, len(orphans), SLICE):
             Record.objects.filter(id__in=orphans[start : start + SLICE]).delete()
+        selections_changed()
 
 
 def mark_deleted_batches() -> int:

@@ -19,7 +19,8 @@ from curation.models import Event, Judgement, Record, RecordContent, labels_list
 from curation.services.building import search_text
 
 REVIEW_FIELDS = ("rating", "thumb", "labels", "correction", "gold", "status", "note")
-JUDGED = ("rating", "thumb", "status")
+JUDGED = ("rating", "thumb", "status", "gold", "labels")  # kept per reviewer (``Judgement``)
+LABEL_CHANGES = ("labels", "add_labels", "remove_labels")
 MAX_LABEL = 64
 
 
@@ -117,16 +118,19 @@ def review_record(record: Record, *, version: int, actor: str, changes: dict[str
     if record.version != version:
         raise StaleRecord(record, version)
     now = timezone.now()
+    # Labels are always in ``wanted`` (the resulting set); judged only when the save named them.
+    judged = {k: wanted[k] for k in JUDGED if k in changes}
+    if changes.keys() & set(LABEL_CHANGES):
+        judged["labels"] = wanted["labels"]
     with transaction.atomic():
         if changed:
+            # Its events tell cached selections which record to check again (no renewal).
             _save(record, version, actor, changed, now)
-        if wanted.keys() & set(JUDGED):
+        if judged:
             # A reviewer who agrees with the current value changes nothing on the record, but
             # their judgement counts for agreement all the same.
             Judgement.objects.update_or_create(
-                record=record,
-                reviewer=actor,
-                defaults={**{k: wanted[k] for k in JUDGED if k in wanted}, "updated_at": now},
+                record=record, reviewer=actor, defaults={**judged, "updated_at": now}
             )
     return record
 
@@ -146,7 +150,7 @@ def _save(record: Record, version: int, actor: str, changed: dict[str, Any], now
     stored = dict(changed)
     if "correction" in changed:
         stored.update(corrected_by=actor, corrected_at=now)
-    if changed.keys() & set(JUDGED):
+    if changed.keys() & {"rating", "thumb", "status"}:
         stored.update(reviewed_by=actor, reviewed_at=now)
     if not record.apply(version, stored):
         raise StaleRecord(Record.objects.get(pk=record.pk), version)

@@ -25,12 +25,9 @@ def start_scoring(dataset: Dataset) -> Dataset:
             param="dataset",
             code="no_rating_plugin",
         )
-    if dataset.task:
+    if not dataset.start_task("score", total=dataset.memberships.count()):
+        dataset.refresh_from_db()
         raise Conflict(f"Dataset {dataset.pk} is busy ({dataset.task}).", param="dataset")
-    total = dataset.memberships.count()
-    Dataset.objects.filter(pk=dataset.pk).update(
-        task="score", task_done=0, task_total=total, task_error=""
-    )
     transaction.on_commit(lambda: async_task("curation.tasks.score_dataset", dataset.pk))
     dataset.refresh_from_db()
     return dataset

@@ -46,7 +46,14 @@ def test_a_key_makes_a_dataset_of_its_batch_and_reviews_a_record(
         2,
     )
     assert body["judgements"] == [
-        {"reviewer": "key:test", "rating": 4, "thumb": None, "status": "accepted"}
+        {
+            "reviewer": "key:test",
+            "rating": 4,
+            "thumb": None,
+            "status": "accepted",
+            "gold": None,
+            "labels": ["ok"],
+        }
     ]
     history = client_api.get(f"/v1/curation/records/{record['id']}/history").json()["data"]
     assert {e["field"] for e in history} == {"rating", "status", "labels"}

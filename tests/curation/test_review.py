@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from batchserver.errors import Invalid
-from curation import services
+from curation import selectors, services
 from curation.filters import RecordFilter
-from curation.models import Event, Record
+from curation.models import Event, Judgement, Record
 
 
 def _review(record: Record, actor: str, **changes) -> Record:
@@ -159,3 +161,73 @@ def test_filters_parse_and_refuse_bad_values():
         with pytest.raises(Invalid) as bad:
             RecordFilter.from_params(params)
         assert bad.value.param == param
+
+
+def test_a_bulk_action_records_the_reviewers_judgement_of_every_selected_record(upload_dataset):
+    # Given alice, who accepted one record of three on her own
+    dataset = upload_dataset(3)
+    first, second, third = Record.objects.in_dataset(dataset.pk).order_by("id")
+    _review(first, "alice", status="accepted", rating=4)
+    everything = RecordFilter(dataset=dataset.pk)
+    # When bob rejects everything the filter selects
+    assert services.bulk_action(everything, "reject", actor="bob") == 3
+    # Then bob has a judgement of each record, as if he had reviewed them one by one
+    bobs = {j.record_id: j.status for j in Judgement.objects.filter(reviewer="bob")}
+    assert bobs == {first.pk: "rejected", second.pk: "rejected", third.pk: "rejected"}
+    alices = Judgement.objects.get(reviewer="alice")
+    assert (alices.record_id, alices.status, alices.rating) == (first.pk, "accepted", 4)
+    # and the agreement counts it: alice and bob disagree on the one record both judged
+    found = selectors.agreement(Record.objects.in_dataset(dataset.pk))
+    assert (found.records, found.status) == (1, 0.0)
+    # When bob accepts them all again, and labels and golds them
+    services.bulk_action(everything, "accept", actor="bob")
+    services.bulk_action(
+        RecordFilter(dataset=dataset.pk, q="question 1"), "label", actor="bob", value="x"
+    )
+    services.bulk_action(everything, "gold", actor="bob")
+    # Then his judgements are updated in place, one per record, and now agree with alice's
+    assert Judgement.objects.filter(reviewer="bob").count() == 3
+    judged = Judgement.objects.get(reviewer="bob", record=second)
+    assert (judged.status, judged.gold, judged.label_list) == ("accepted", True, ["x"])
+    assert Judgement.objects.get(reviewer="bob", record=first).label_list is None  # not labelled
+    assert selectors.agreement(Record.objects.in_dataset(dataset.pk)).status == 1.0
+    # and alice's own rating stays hers
+    assert Judgement.objects.get(reviewer="alice").rating == 4
+
+
+def test_a_bulk_action_agreeing_with_the_current_value_still_counts_as_a_judgement(
+    upload_dataset,
+):
+    dataset = upload_dataset(2)
+    services.bulk_action(RecordFilter(dataset=dataset.pk), "accept", actor="alice")
+    # bob agrees: nothing changes on the records, but his judgement is kept
+    assert services.bulk_action(RecordFilter(dataset=dataset.pk), "accept", actor="bob") == 0
+    assert Judgement.objects.filter(reviewer="bob", status="accepted").count() == 2
+    assert selectors.agreement(Record.objects.in_dataset(dataset.pk)).status == 1.0
+    assert not Event.objects.filter(actor="bob").exists()  # no change, no history
+
+
+def test_a_bulk_action_is_a_fixed_number_of_statements_whatever_the_selection(upload_dataset):
+    small, large = upload_dataset(3, name="small"), upload_dataset(60, name="large", prefix="l")
+    counts = []
+    for dataset in (small, large):
+        with CaptureQueriesContext(connection) as captured:
+            services.bulk_action(
+                RecordFilter(dataset=dataset.pk), "label", actor="bob", value="seen"
+            )
+        counts.append(len(captured.captured_queries))
+    assert counts[0] == counts[1]
+    assert Judgement.objects.filter(reviewer="bob").count() == 63
+
+
+def test_a_single_review_keeps_gold_and_labels_in_the_reviewers_judgement(upload_dataset):
+    record = Record.objects.in_dataset(upload_dataset(1).pk).get()
+    _review(record, "alice", gold=True, add_labels=["a"])
+    _review(record, "bob", note="only a note")  # a note is no judgement
+    judged = Judgement.objects.get()
+    assert (judged.reviewer, judged.gold, judged.label_list, judged.status) == (
+        "alice",
+        True,
+        ["a"],
+        "",
+    )

@@ -18,8 +18,11 @@ import time
 import httpx
 import openai
 import pytest
+from django.conf import settings
+from django.db import connection
 
 from curation import services
+from curation.filters import RecordFilter
 from curation.models import Record
 from tests.conftest import request_line
 from tests.e2e.conftest import start_batch, wait_for_batch
@@ -121,6 +124,9 @@ def test_workbench_bulk_label_on_a_filter_then_analytics(admin_page, watch):
     page.click("#cur-bulk-apply")
     expect(page.locator(".messagelist")).to_contain_text("3 record(s) changed")
     assert Record.objects.with_label("ones").count() == 3
+    # the bulk action is the operator's own judgement of each record, as a review would be
+    mine = page.locator("#cur-judgements tr[data-reviewer='operator']")
+    expect(mine.locator(".cur-j-labels")).to_have_text("ones")
     # ratings by two reviewers, then the charts
     for reviewer, rating in (("alice", 5), ("bob", 3)):
         for record in Record.objects.in_dataset(dataset.pk)[:4]:
@@ -162,13 +168,15 @@ def test_dataset_from_a_batch_then_a_fine_tuning_file_the_sdk_downloads(
     expect(row.locator("td.cur-accepted")).to_have_text("12")
     row.locator("select[name=format]").select_option("finetune")
     row.locator("input.cur-export").click()
-    link = page.locator(".messagelist a.cur-download")
-    expect(link).to_be_visible()
+    expect(page.locator(".messagelist")).to_contain_text("is being exported")
+    # the worker exports it; the row refreshes itself until the file's link is there
+    link = row.locator(".cur-result a.cur-download")
+    expect(link).to_be_visible(timeout=30_000)
     with page.expect_download() as download:
         link.click()
     lines = download.value.path().read_text().splitlines()
     assert len(lines) == 12
-    file_id = re.search(r"file-[\w-]+", page.locator(".messagelist").inner_text()).group(0)
+    file_id = re.search(r"file-[\w-]+", row.locator(".cur-result").inner_text()).group(0)
     # the dataset's export belongs to the console key; a client's own export is its own file
     assert json.loads(lines[0])["messages"][-1]["role"] == "assistant"
     assert file_id
@@ -228,3 +236,78 @@ def test_a_client_curates_its_own_batch_and_downloads_the_export_with_the_sdk(
     assert other.get(f"/datasets/{dataset_id}").status_code == 404
     with pytest.raises(openai.NotFoundError):
         other_openai_client.files.retrieve(file_id)
+
+
+def _lock(table: str, mode: str):
+    """A second connection to the test database holding ``table`` in ``mode`` until rolled back."""
+    import psycopg
+
+    db = settings.DATABASES["default"]
+    held = psycopg.connect(
+        dbname=db["NAME"],
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        host=db["HOST"] or None,
+        port=db["PORT"] or None,
+    )
+    held.execute(f"LOCK TABLE {table} IN {mode} MODE")
+    return held
+
+
+def test_an_export_shows_its_progress_and_time_left_then_its_result(
+    admin_page, live_cluster, watch
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("holds the worker with PostgreSQL table locks")
+    page = admin_page
+    dataset = _uploaded()
+    services.bulk_action(RecordFilter(dataset=dataset.pk), "accept", actor="ops")
+    # Two gates for the worker: before it reads the first record, and before it stores the file
+    before_reading = _lock("curation_recordcontent", "ACCESS EXCLUSIVE")
+    before_storing = _lock("jobs_file", "SHARE")
+    try:
+        page.goto("/curation")
+        row = page.locator(f"tr.cur-dataset[data-dataset='{dataset.pk}']")
+        row.locator("select[name=format]").select_option("finetune")
+        row.locator("input.cur-export").click()
+        expect(page.locator(".messagelist")).to_contain_text("is being exported")
+        task = row.locator(".cur-task[data-task='export']")
+        expect(task).to_contain_text("export 0/12")  # counted, nothing read yet
+        expect(task.locator(".cur-eta")).to_have_text("estimating the time left…")
+        before_reading.rollback()
+        # the page polls: every record read, the bar full, the time left from the pace
+        expect(task).to_contain_text("export 12/12", timeout=30_000)
+        expect(task.locator("[role=progressbar]")).to_have_attribute("aria-valuenow", "100")
+        expect(task.locator(".cur-eta")).to_have_text(re.compile(r"about \d+ s left"))
+        before_storing.rollback()
+        expect(row.locator(".cur-result a.cur-download")).to_be_visible(timeout=30_000)
+        expect(row.locator(".cur-result")).to_contain_text("Exported 12 line(s)")
+        expect(row.locator(".cur-task")).to_have_count(0)
+    finally:
+        before_reading.close()
+        before_storing.close()
+    assert watch.script_errors == [] and watch.outside == []
+
+
+def test_merge_dedupe_and_split_from_the_page_end_with_their_outcome(admin_page, watch):
+    page = admin_page
+    first, second = _uploaded(12, name="week 1"), _uploaded(12, name="week 2")
+    page.goto("/curation")
+    page.select_option("#cur-merge select[name=dataset_ids]", [str(first.pk), str(second.pk)])
+    page.fill("#cur-merge input[name=name]", "both weeks")
+    page.click("#cur-merge input[type=submit]")
+    expect(page.locator(".messagelist")).to_contain_text("is being merged from 2 datasets")
+    row = page.locator("tr.cur-dataset", has_text="both weeks")
+    # the worker fills it; the row refreshes itself until the outcome shows
+    expect(row.locator(".cur-result")).to_have_text("Merged: 24 record(s).", timeout=30_000)
+    expect(row.locator("td.cur-total")).to_have_text("24")
+    row.locator("form:has(input[value=dedupe]) input[type=submit]").click()
+    expect(row.locator(".cur-result")).to_have_text(
+        "De-duplicated: 12 duplicate(s) removed.", timeout=30_000
+    )
+    expect(row.locator("td.cur-total")).to_have_text("12")
+    row.locator("input[name=validation_fraction]").fill("0.25")
+    row.locator("form:has(input[value=split]) input[type=submit]").click()
+    expect(row.locator(".cur-result")).to_have_text("Split: 9 train, 3 validation.", timeout=30_000)
+    expect(row.locator(".cur-task")).to_have_count(0)
+    assert watch.script_errors == [] and watch.outside == []

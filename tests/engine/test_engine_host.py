@@ -10,6 +10,9 @@ import threading
 
 import pytest
 
+from batchserver import logstore
+from batchserver.models import LogLine
+from jobs.models import Batch
 from jobs.worker.engine.host import group_members
 from models_registry import builtin
 from models_registry.services import register_model
@@ -27,6 +30,23 @@ def file_lines(client, file_id):
 
 def all_lines(client, batch):
     return file_lines(client, batch["output_file_id"]) + file_lines(client, batch["error_file_id"])
+
+
+def test_the_engines_own_lines_reach_the_log_store_with_the_batch_id(real_engine, create_batch):
+    # given no engine loaded (the module's first test pays the load it would pay anyway)
+    real_engine.shutdown()
+    logstore.discard()
+
+    # when a batch loads the model and runs
+    batch = create_batch([chat_line(1, "Say hi.", max_tokens=4)])
+    assert batch["status"] == "completed", batch
+    logstore.flush()
+
+    # then vLLM's start-up lines and the host's own are stored as the engine's, with the batch's id
+    correlation_id = Batch.objects.get(pk=batch["id"]).correlation_id
+    lines = LogLine.objects.filter(process="engine", correlation_id=correlation_id)
+    assert lines.filter(logger="vllm").exists(), list(LogLine.objects.values_list("message"))
+    assert lines.filter(message__startswith="engine host: running").exists()
 
 
 def test_prompt_over_the_context_length_is_one_error_line(real_engine, create_batch, client_api):

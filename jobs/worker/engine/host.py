@@ -1,19 +1,22 @@
 """The engine host: one process per loaded model, in its own process group, that dies with us.
 
 The worker starts the host with ``spawn``; the host makes itself a session leader (so it and
-every process the engine starts share one process group), asks the kernel for a signal when the
-worker dies, and watches its parent as a second line of defence. Stopping an engine means
-stopping that whole group and checking that nothing of it is left: vLLM's own children are
-otherwise orphaned when their parent dies (the leak that lost the predecessor 68% of its jobs).
-We only ever signal the group whose leader we started.
+every process the engine starts share one process group) and watches its parent, stopping the
+whole group when the worker dies. Its output (and its children's) goes to a pipe that the
+worker relays into its own logging (``output.py``), so the log store keeps the engine's lines.
+Stopping an engine means stopping that whole group and checking that nothing of it is left:
+vLLM's own children are otherwise orphaned when their parent dies (the leak that lost the
+predecessor 68% of its jobs). We only ever signal the group whose leader we started.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from multiprocessing.connection import Connection
@@ -31,6 +34,7 @@ from jobs.worker.engine.base import (
     ModelSpec,
 )
 from jobs.worker.engine.memory import GroupPeakSampler
+from jobs.worker.engine.output import OutputRelay
 from jobs.worker.gpu import gpu_stats
 
 logger = logging.getLogger(__name__)
@@ -113,11 +117,32 @@ def _log_format() -> str | None:
         return None
 
 
+def _write_output_to(output: Connection) -> None:
+    """Send this process's stdout and stderr (and its children's) into the worker's relay."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(output.fileno(), 1)
+    os.dup2(output.fileno(), 2)
+    output.close()
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(line_buffering=True)
+    # vLLM's engine core and workers are Python processes started from here: line by line too.
+    os.environ["PYTHONUNBUFFERED"] = "1"
+
+
 def host_main(
-    conn: Connection, kind: str, spec: ModelSpec, parent_pid: int, log_format: str | None = None
+    conn: Connection,
+    kind: str,
+    spec: ModelSpec,
+    parent_pid: int,
+    log_format: str | None = None,
+    output: Connection | None = None,
 ) -> None:
     """Entry point of the host process: load the model, then answer run requests until told."""
     os.setsid()
+    if output is not None:
+        _write_output_to(output)
     _die_with_parent(parent_pid)
     if log_format:
         from batchserver.logging import configure
@@ -177,6 +202,7 @@ class HostedBackend(Backend):
         self.conn: Connection | None = None
         self.pgid: int | None = None
         self.gpu_baseline: list[int] | None = None
+        self.output: OutputRelay | None = None
         # Samples the group's memory while it loads and while it runs (``peak_memory_bytes``).
         self.sampler: GroupPeakSampler | None = None
 
@@ -184,26 +210,34 @@ class HostedBackend(Backend):
         self.gpu_baseline = gpu_memory_used()
         ctx = multiprocessing.get_context("spawn")
         parent_conn, child_conn = ctx.Pipe()
+        output_reader, output_writer = ctx.Pipe(duplex=False)
         self.process = ctx.Process(
             target=host_main,
             name=f"engine-host:{spec.name}",
             args=(child_conn, self.kind, spec, os.getpid()),
-            kwargs={"log_format": _log_format()},
+            kwargs={"log_format": _log_format(), "output": output_writer},
             daemon=False,
         )
         self.process.start()
         child_conn.close()
+        output_writer.close()
         pid = self.process.pid
         assert pid is not None  # started
         self.conn, self.pgid = parent_conn, pid
+        # The relay owns the reading end from here (it closes it when the host's group is gone).
+        self.output = OutputRelay(os.dup(output_reader.fileno()), pid)
+        output_reader.close()
+        self.output.correlation_id = correlation.get()
+        self.output.start()
         # The host makes its pid its group's id at once (setsid); until then the sampler finds
-        # no member and waits for its next scan.
+        # no member and looks again at its next sample.
         self.sampler = sampler = GroupPeakSampler(pid)
         sampler.start()
         try:
             op, payload = self._receive(LOAD_TIMEOUT, f"loading {spec.name}")
         finally:
             sampler.stop()
+        self.output.correlation_id = ""
         if op == "load_error":
             self.shutdown()
             raise ModelLoadError(payload)
@@ -237,6 +271,8 @@ class HostedBackend(Backend):
     def run(self, requests: list[EngineRequest]) -> list[EngineResult]:
         if self.conn is None:
             raise EngineError("engine host is not running")
+        if self.output is not None:
+            self.output.correlation_id = correlation.get()
         sampler = self.sampler
         if sampler is not None:
             sampler.start()
@@ -250,6 +286,8 @@ class HostedBackend(Backend):
         finally:
             if sampler is not None:
                 sampler.stop()
+        if self.output is not None:
+            self.output.correlation_id = ""
         if op == "error":
             raise EngineError(payload)
         return payload
@@ -286,7 +324,9 @@ class HostedBackend(Backend):
         self.process.join(5)
         if self.conn is not None:
             self.conn.close()
-        self.process, self.conn, self.pgid = None, None, None
+        if self.output is not None:
+            self.output.thread.join(2.0)  # the group is gone: its last lines are on their way
+        self.process, self.conn, self.pgid, self.output = None, None, None, None
         wait_for_gpu_memory(self.gpu_baseline)
 
     def _stop_group(self) -> None:
