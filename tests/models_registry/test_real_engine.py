@@ -125,6 +125,9 @@ def test_a_folder_vllm_cannot_load_fails_its_test_and_the_engine_recovers(
     # then the test failed with the load error, and nothing of the failed engine is left
     assert result["status"] == "failed", result
     assert "failed to load" in result["error"] and "smollm2-cut" in result["error"]
+    # with the root cause, which vLLM's own message leaves in its output ("see above")
+    assert "cause, from the engine's output" in result["error"]
+    assert "metadata" in result["error"] or "Safetensor" in result["error"], result["error"]
     assert result["answers"][0]["answer"] is None
     assert vllm_processes_since(started) == []
 

@@ -122,6 +122,34 @@ def test_the_relay_reads_split_lines_tracebacks_and_progress_bars(captured):
     }
 
 
+def test_the_relay_keeps_the_exceptions_of_tracebacks_the_root_cause_first(captured):
+    # given the output of vLLM's engine core failing to load a model
+    read_end, write_end = os.pipe()
+    relay = OutputRelay(read_end, host_pid=99).start()
+    os.write(
+        write_end,
+        b"(EngineCore pid=5) ERROR 12-02 05:10:11 [core.py:1] EngineCore failed to start.\n"
+        b"(EngineCore pid=5) Traceback (most recent call last):\n"
+        b'(EngineCore pid=5)   File "loader.py", line 9, in load\n'
+        b"(EngineCore pid=5) SafetensorError: incomplete metadata\n"
+        b"INFO 12-02 05:10:12 [x.py:2] shutting down\n"
+        b"Traceback (most recent call last):\n"
+        b"RuntimeError: Engine core initialization failed. See root cause above.\n",
+    )
+
+    # when the output ends
+    os.close(write_end)
+    relay.thread.join(5)
+
+    # then tracebacks are at ERROR and their exception lines are kept, the root cause first
+    assert relay.exceptions == [
+        "SafetensorError: incomplete metadata",
+        "RuntimeError: Engine core initialization failed. See root cause above.",
+    ]
+    levels = [r.levelno for r in captured]
+    assert levels == [logging.ERROR] * 4 + [logging.INFO] + [logging.ERROR] * 2
+
+
 @pytest.mark.django_db
 def test_a_hosted_engines_lines_are_stored_as_the_engines_with_the_batch_id(settings):
     # given a hosted (fake) engine whose host logs in the worker's format

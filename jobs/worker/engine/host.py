@@ -181,6 +181,18 @@ def host_main(
         conn.close()
 
 
+def _with_cause(message: str, relay: OutputRelay | None) -> str:
+    """A failed load's message, with the first exception the engine's processes wrote.
+
+    vLLM's own message for a load that failed in its engine core is "Engine core
+    initialization failed. See root cause above." — the cause is only in the output.
+    """
+    cause = relay.exceptions[0] if relay is not None and relay.exceptions else ""
+    if not cause or cause in message:
+        return message
+    return f"{message} (cause, from the engine's output: {cause})"
+
+
 def group_members(pgid: int) -> list[psutil.Process]:
     """Live processes of a process group (zombies already reaped by nobody are ignored)."""
     members = []
@@ -239,8 +251,9 @@ class HostedBackend(Backend):
             sampler.stop()
         self.output.correlation_id = ""
         if op == "load_error":
-            self.shutdown()
-            raise ModelLoadError(payload)
+            relay = self.output
+            self.shutdown()  # waits for the group's last lines
+            raise ModelLoadError(_with_cause(payload, relay))
         logger.info("engine host %s ready with %s", self.pgid, spec.name)
 
     def memory_bytes(self) -> int | None:

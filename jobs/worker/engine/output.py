@@ -36,6 +36,7 @@ _PLAIN = re.compile(
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (?P<level>[A-Z]+) (?P<logger>\S+) "
     r"\[(?P<correlation_id>[^\]]*)\] (?P<message>.*)$"
 )
+_CHILD = re.compile(r"^\([^()]*?\s+pid=\d+\) ")  # vLLM's prefix on its children's lines
 # Relayed lines are logged through this logger's handlers (the root's): the record keeps the
 # name of the logger that wrote it in the host.
 RELAY = logging.getLogger("jobs.worker.engine.output")
@@ -88,7 +89,8 @@ def parse(text: str, in_traceback: bool = False) -> Line:
             message=found["message"],
             correlation_id="" if cid == "-" else cid,
         )
-    level = logging.ERROR if in_traceback or text.startswith("Traceback") else logging.INFO
+    body = _CHILD.sub("", text, count=1)
+    level = logging.ERROR if in_traceback or body.startswith("Traceback") else logging.INFO
     return Line(level=level, logger="engine.output", message=text)
 
 
@@ -107,6 +109,9 @@ class OutputRelay:
         self.host_pid = host_pid
         # The batch the engine is working for now; set by the worker around each load and run.
         self.correlation_id = ""
+        # The exception lines that ended the tracebacks written so far (the first is usually
+        # the root cause of a failed load: the processes above it then fail in turn).
+        self.exceptions: list[str] = []
         self._in_traceback = False
         self.thread = threading.Thread(target=self._run, name="engine-output", daemon=True)
 
@@ -142,10 +147,13 @@ class OutputRelay:
         if not text.strip():
             return
         line = parse(text[:LINE_CHARS], self._in_traceback)
-        if text.startswith("Traceback"):
+        body = _CHILD.sub("", text, count=1)
+        if body.startswith("Traceback"):
             self._in_traceback = True
-        elif self._in_traceback and not text[:1].isspace():
+        elif self._in_traceback and not body[:1].isspace():
             self._in_traceback = False  # the exception's own line ends the traceback
+            if len(self.exceptions) < 20:
+                self.exceptions.append(body[:500])
         if line.level < logging.getLogger().getEffectiveLevel():
             return
         record = logging.LogRecord(line.logger, line.level, "", 0, line.message, None, None)
