@@ -15,6 +15,9 @@ inside it: they are part of the contract). Each step is timed by the same callba
 sides (``on_step_begin`` to ``on_step_end``), so the first step is seen apart from the others;
 "setup" is the time from starting the process to ``Trainer.train()`` (imports, model load,
 tokenization). The median of ``--runs`` runs of each; the requirement is job ≥ 0.9 × plain.
+Beside each run: the 1-minute load average at its start (it includes the previous run) and the
+CPU that other processes used while it ran (the machine's busy time minus this run's own), in
+cores.
 
     flock /tmp/engine.lock .venv/bin/python bench/finetune_efficiency.py --runs 3 --examples 96
 
@@ -28,12 +31,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -161,6 +167,7 @@ def run_side(side: str, folder: Path, profile: Path | None = None) -> dict:
     else:
         command = [sys.executable, __file__, "--plain", str(folder)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    busy, own = busy_seconds(), children_cpu_seconds()
     launched = time.monotonic()
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
@@ -186,7 +193,21 @@ def run_side(side: str, folder: Path, profile: Path | None = None) -> dict:
             profiler.stop()
     if process.wait() != 0 or "train_seconds" not in result:
         raise SystemExit(f"the {side} side's training process failed")
+    wall = time.monotonic() - launched
+    others = (busy_seconds() - busy) - (children_cpu_seconds() - own)
+    result["others_cores"] = max(0.0, others / wall)  # what other processes used meanwhile
     return result
+
+
+def busy_seconds() -> float:
+    """CPU seconds all CPUs of the machine spent busy so far (everything but idle and iowait)."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def prepare(base: Path, args: argparse.Namespace, model: str) -> Path:
@@ -243,6 +264,7 @@ def main() -> None:
             "first_step_s": round(statistics.median(r["step_seconds"][0] for r in runs), 2),
             "later_step_s": round(statistics.median(later_steps(r) for r in runs), 2),
             "setup_s": round(statistics.median(r["setup_seconds"] for r in runs), 1),
+            "others_cores": round(statistics.median(r["others_cores"] for r in runs), 2),
         }
         for side, runs in figures.items()
     }
@@ -278,7 +300,8 @@ def describe(side: str, result: dict) -> str:
         f"{side:5s}: {result['tokens']} tokens in {result['train_seconds']:.1f} s = "
         f"{rate(result):.0f} tokens/s; {len(steps)} steps, first {steps[0]:.2f} s, later "
         f"median {later_steps(result):.2f} s; setup {result['setup_seconds']:.1f} s; "
-        f"{result['threads']} threads; load average {result['load']:.2f}"
+        f"{result['threads']} threads; load average {result['load']:.2f}, other processes "
+        f"{result['others_cores']:.2f} cores"
     )
 
 
@@ -287,8 +310,9 @@ def profile(args: argparse.Namespace, base: Path, model: str) -> None:
     args.profile.mkdir(parents=True, exist_ok=True)
     for side in ("job", "plain"):
         out = args.profile / f"{side}.txt"
+        load = os.getloadavg()[0]
         result = run_side(side, prepare(base, args, model), profile=out)
-        print(f"profiled {describe(side, {**result, 'load': os.getloadavg()[0]})}", flush=True)
+        print(f"profiled {describe(side, {**result, 'load': load})}", flush=True)
         for match in ("(trainer.py)", "training_step"):
             subprocess.run(
                 [sys.executable, str(ROOT / "bench" / "profile_summary.py"), str(out)]
