@@ -389,3 +389,6 @@ FINETUNE_MIN_EXAMPLES = env.int("FINETUNE_MIN_EXAMPLES", default=10)
 FINETUNE_BASE_LEARNING_RATE = env.float("FINETUNE_BASE_LEARNING_RATE", default=2e-4)
 # torch threads of the training process on CPU (0: torch's default, all cores).
 FINETUNE_THREADS = env.int("FINETUNE_THREADS", default=0)
+# After a job succeeds the worker loads its new model (what clients ask for next), rather than
+# the model it had before the training: the first answer of the new model is one load away.
+FINETUNE_LOAD_RESULT = env.bool("FINETUNE_LOAD_RESULT", default=True)

@@ -5,18 +5,25 @@ same hyperparameters, on the same machine, one after the other, alternating whic
 
 - **job**: ``python -m finetuning.trainer <folder> train``, exactly the process the worker runs
   for a job (its reports, step timing, checkpoints every ``--checkpoint-steps`` and at the
-  epoch's end, then the merge, which is not timed);
+  epoch's end, then the adapter save and the merge, which are not training);
 - **plain**: this file with ``--plain``: tokenize with the chat template, ``get_peft_model``,
-  ``Trainer.train()``, nothing else (no checkpoint, no callback).
+  ``Trainer.train()``, nothing else (no checkpoint, no report).
 
-Tokens/s = tokens trained (the attention mask of every batch) / wall time of training, from
-the first step's start to the last step's end (``Trainer.train`` as a whole for plain; for the
-job, from its ``started`` report to its ``trained`` report). The median of ``--runs`` runs of
-each; the requirement is job ≥ 0.9 × plain.
+Both sides are timed the same way, inside their own process: tokens/s = tokens trained (the
+attention mask of every batch) / wall time of ``Trainer.train()`` (the job's checkpoints are
+inside it: they are part of the contract). Each step is timed by the same callback on both
+sides (``on_step_begin`` to ``on_step_end``), so the first step is seen apart from the others;
+"setup" is the time from starting the process to ``Trainer.train()`` (imports, model load,
+tokenization). The median of ``--runs`` runs of each; the requirement is job ≥ 0.9 × plain.
+Beside each run: the 1-minute load average at its start (it includes the previous run) and the
+CPU that other processes used while it ran (the machine's busy time minus this run's own), in
+cores.
 
-    flock /tmp/engine.lock .venv/bin/python bench/finetune_efficiency.py --runs 3
+    flock /tmp/engine.lock .venv/bin/python bench/finetune_efficiency.py --runs 3 --examples 96
 
-Needs the converted SmolLM2 folder (``manage.py setup_default_model``) or ``--model <folder>``.
+``--profile DIR`` adds one unmeasured run of each side under py-spy (collapsed stacks in DIR,
+summarised with ``bench/profile_summary.py --match training_step``). Needs the converted
+SmolLM2 folder (``manage.py setup_default_model``) or ``--model <folder>``.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,8 +39,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench import _cluster  # noqa: E402
 
 
 def examples(count: int) -> list[dict]:
@@ -113,34 +124,90 @@ def plain(folder: Path) -> dict:
         remove_unused_columns=False,
         disable_tqdm=True,
     )
-    trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collate)
+    times = step_times()
+    trainer = Trainer(
+        model=model, args=args, train_dataset=rows, data_collator=collate, callbacks=[times]
+    )
+    print(MARK + json.dumps({"event": "started", "threads": torch.get_num_threads()}), flush=True)
     started = time.monotonic()
     trainer.train()
     seconds = time.monotonic() - started
-    return {"tokens": tokens[0], "seconds": seconds}
+    return {"tokens": tokens[0], "train_seconds": seconds, "step_seconds": times.seconds}
 
 
-def run_job(folder: Path) -> dict:
-    """The job's own training process; timed from its 'started' to its 'trained' report."""
+def step_times():
+    """A callback that times each step as the job's does (``on_step_begin`` to ``on_step_end``)."""
+    from transformers import TrainerCallback
+
+    class StepTimes(TrainerCallback):
+        def __init__(self) -> None:
+            self.seconds: list[float] = []
+            self.begun = 0.0
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.begun = time.monotonic()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.seconds.append(time.monotonic() - self.begun)
+
+    return StepTimes()
+
+
+MARK = "@@ft "  # the job's report prefix (finetuning.trainer.MARK); the plain side uses it too
+
+
+def run_side(side: str, folder: Path, profile: Path | None = None) -> dict:
+    """Run one side in its own process and read its reports.
+
+    Both sides print a ``started`` report just before ``Trainer.train()`` and their figures at
+    its end (the job: ``step`` and ``trained`` reports; plain: one JSON line).
+    """
+    if side == "job":
+        command = [sys.executable, "-m", "finetuning.trainer", str(folder), "train"]
+    else:
+        command = [sys.executable, __file__, "--plain", str(folder)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "finetuning.trainer", str(folder), "train"]
+    busy, own = busy_seconds(), children_cpu_seconds()
+    launched = time.monotonic()
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
-    started = trained = None
-    tokens = 0
+    profiler = _cluster.Profiler(process.pid, profile) if profile else None
+    result: dict = {"step_seconds": []}
     assert process.stdout is not None
-    for line in process.stdout:
-        if not line.startswith("@@ft "):
-            continue
-        report = json.loads(line[5:])
-        if report["event"] == "started":
-            started = time.monotonic()
-        elif report["event"] == "trained":
-            trained, tokens = time.monotonic(), report["tokens"]
-    if process.wait() != 0 or started is None or trained is None:
-        raise SystemExit("the job's training process failed")
-    return {"tokens": tokens, "seconds": trained - started}
+    try:
+        for line in process.stdout:
+            if line.startswith(MARK):
+                report = json.loads(line[len(MARK) :])
+                if report["event"] == "started":
+                    result["setup_seconds"] = time.monotonic() - launched
+                    result["threads"] = report.get("threads")
+                elif report["event"] == "step":
+                    result["step_seconds"].append(report["step_seconds"])
+                elif report["event"] == "trained":
+                    result.update(tokens=report["tokens"], train_seconds=report["train_seconds"])
+            elif side == "plain" and line.startswith('{"tokens"'):
+                result.update(json.loads(line))  # (the Trainer prints its logs as dicts too)
+    finally:
+        if profiler:
+            profiler.stop()
+    if process.wait() != 0 or "train_seconds" not in result:
+        raise SystemExit(f"the {side} side's training process failed")
+    wall = time.monotonic() - launched
+    others = (busy_seconds() - busy) - (children_cpu_seconds() - own)
+    result["others_cores"] = max(0.0, others / wall)  # what other processes used meanwhile
+    return result
+
+
+def busy_seconds() -> float:
+    """CPU seconds all CPUs of the machine spent busy so far (everything but idle and iowait)."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def prepare(base: Path, args: argparse.Namespace, model: str) -> Path:
@@ -172,51 +239,86 @@ def main() -> None:
     parser.add_argument("--checkpoint-steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--model", default="")
+    parser.add_argument("--profile", type=Path, help="py-spy one extra run of each side here")
     parser.add_argument("--plain", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plain:
         print(json.dumps(plain(args.plain)))
         return
     model = args.model or _default_model()
-    figures: dict[str, list[float]] = {"job": [], "plain": []}
+    figures: dict[str, list[dict]] = {"job": [], "plain": []}
     with tempfile.TemporaryDirectory(prefix="ft-bench-") as base:
         for run in range(args.runs):
             order = ["job", "plain"] if run % 2 == 0 else ["plain", "job"]
             for side in order:
-                folder = prepare(Path(base), args, model)
-                if side == "job":
-                    result = run_job(folder)
-                else:
-                    out = subprocess.run(
-                        [sys.executable, __file__, "--plain", str(folder)],
-                        cwd=ROOT,
-                        capture_output=True,
-                        text=True,
-                        check=True,
-                    )
-                    result = json.loads(out.stdout.strip().splitlines()[-1])
-                rate = result["tokens"] / result["seconds"]
-                figures[side].append(rate)
-                print(
-                    f"run {run + 1} {side:5s}: {result['tokens']} tokens in "
-                    f"{result['seconds']:.1f} s = {rate:.0f} tokens/s",
-                    flush=True,
-                )
-    job, reference = statistics.median(figures["job"]), statistics.median(figures["plain"])
+                load = os.getloadavg()[0]
+                result = run_side(side, prepare(Path(base), args, model))
+                result["load"] = load
+                figures[side].append(result)
+                print(f"run {run + 1} {describe(side, result)}", flush=True)
+        if args.profile:
+            profile(args, Path(base), model)
+    summary = {
+        side: {
+            "tokens_per_s": round(statistics.median(rate(r) for r in runs), 1),
+            "first_step_s": round(statistics.median(r["step_seconds"][0] for r in runs), 2),
+            "later_step_s": round(statistics.median(later_steps(r) for r in runs), 2),
+            "setup_s": round(statistics.median(r["setup_seconds"] for r in runs), 1),
+            "others_cores": round(statistics.median(r["others_cores"] for r in runs), 2),
+        }
+        for side, runs in figures.items()
+    }
+    ratio = summary["job"]["tokens_per_s"] / summary["plain"]["tokens_per_s"]
     print(
         json.dumps(
             {
-                "job_tokens_per_s": round(job, 1),
-                "plain_tokens_per_s": round(reference, 1),
-                "ratio": round(job / reference, 3),
+                **summary,
+                "ratio": round(ratio, 3),
                 "runs": args.runs,
                 "examples": args.examples,
                 "epochs": args.epochs,
                 "batch_size": args.batch_size,
+                "checkpoint_steps": args.checkpoint_steps,
                 "cpus": os.cpu_count(),
             }
         )
     )
+
+
+def rate(result: dict) -> float:
+    return result["tokens"] / result["train_seconds"]
+
+
+def later_steps(result: dict) -> float:
+    steps = result["step_seconds"][1:] or result["step_seconds"]
+    return statistics.median(steps)
+
+
+def describe(side: str, result: dict) -> str:
+    steps = result["step_seconds"]
+    return (
+        f"{side:5s}: {result['tokens']} tokens in {result['train_seconds']:.1f} s = "
+        f"{rate(result):.0f} tokens/s; {len(steps)} steps, first {steps[0]:.2f} s, later "
+        f"median {later_steps(result):.2f} s; setup {result['setup_seconds']:.1f} s; "
+        f"{result['threads']} threads; load average {result['load']:.2f}, other processes "
+        f"{result['others_cores']:.2f} cores"
+    )
+
+
+def profile(args: argparse.Namespace, base: Path, model: str) -> None:
+    """One unmeasured run of each side under py-spy, summarised by where the steps go."""
+    args.profile.mkdir(parents=True, exist_ok=True)
+    for side in ("job", "plain"):
+        out = args.profile / f"{side}.txt"
+        load = os.getloadavg()[0]
+        result = run_side(side, prepare(base, args, model), profile=out)
+        print(f"profiled {describe(side, {**result, 'load': load})}", flush=True)
+        for match in ("(trainer.py)", "training_step"):
+            subprocess.run(
+                [sys.executable, str(ROOT / "bench" / "profile_summary.py"), str(out)]
+                + ["--match", match, "--top", "15"],
+                check=False,
+            )
 
 
 def _default_model() -> str:

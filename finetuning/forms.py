@@ -9,9 +9,17 @@ from models_registry.services import list_active_models
 AUTO_HELP = "a number, or empty for auto"
 
 
+# What a curation export for fine-tuning takes from the dataset (curation's selections).
+EXPORT_SELECTIONS = [("accepted", "accepted records"), ("gold", "gold records")]
+
+
 class JobForm(forms.Form):
     training_upload = forms.FileField(required=False, label="Upload a training file (JSONL)")
     training_file = forms.ChoiceField(required=False, label="…or a stored fine-tune file")
+    curation_dataset = forms.ChoiceField(required=False, label="…or export a curation dataset")
+    curation_selection = forms.ChoiceField(
+        required=False, choices=EXPORT_SELECTIONS, initial="accepted", label="Export"
+    )
     model = forms.ChoiceField(label="Base model")
     suffix = forms.CharField(required=False, max_length=64)
     n_epochs = forms.IntegerField(required=False, min_value=1, max_value=50, label="Epochs")
@@ -21,15 +29,24 @@ class JobForm(forms.Form):
     )
     priority = forms.IntegerField(required=False, min_value=-100, max_value=100, initial=0)
 
-    def __init__(self, *args, files_choices=(), **kwargs) -> None:
+    def __init__(self, *args, files_choices=(), dataset_choices=(), **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["model"].choices = [(m, m) for m in list_active_models("generate")]
         self.fields["training_file"].choices = [("", "—"), *files_choices]
+        self.fields["curation_dataset"].choices = [("", "—"), *dataset_choices]
 
     def clean(self):
         data = super().clean()
-        if not data.get("training_upload") and not data.get("training_file"):
-            raise forms.ValidationError("Upload a training file or choose a stored one.")
+        sources = ("training_upload", "training_file", "curation_dataset")
+        chosen = [name for name in sources if data.get(name)]
+        if not chosen:
+            raise forms.ValidationError(
+                "Upload a training file, choose a stored one or a curation dataset to export."
+            )
+        if len(chosen) > 1:
+            raise forms.ValidationError(
+                "Choose one source of training data: an upload, a stored file or a curation export."
+            )
         return data
 
     def hyperparameters(self) -> dict:

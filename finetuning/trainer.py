@@ -136,13 +136,15 @@ def make_callback(job_dir: Path, state: dict[str, float]):
 
         def __init__(self) -> None:
             self.step_started = time.monotonic()
+            self.last_step_seconds = 0.0
 
         def on_step_begin(self, args, state_, control, **kwargs):
             self.step_started = time.monotonic()
 
         def on_step_end(self, args, state_, control, **kwargs):
             step = state_.global_step
-            state["seconds"] += time.monotonic() - self.step_started
+            self.last_step_seconds = time.monotonic() - self.step_started
+            state["seconds"] += self.last_step_seconds
             if stop_file.exists() and step < state_.max_steps:
                 control.should_save = True
                 control.should_training_stop = True
@@ -164,6 +166,7 @@ def make_callback(job_dir: Path, state: dict[str, float]):
                     learning_rate=float(logs.get("learning_rate", 0.0)),
                     tokens=int(state["tokens"]),
                     seconds=state["seconds"],
+                    step_seconds=self.last_step_seconds,
                 )
             if "eval_loss" in logs:
                 report("eval", step=state_.global_step, valid_loss=float(logs["eval_loss"]))
@@ -250,14 +253,22 @@ def train(job_dir: Path) -> int:
         total_steps=steps_per_epoch * config["n_epochs"],
         examples=len(train_rows),
         resumed_from=int(resume.name.split("-")[1]) if resume else None,
+        threads=torch.get_num_threads(),
     )
+    started = time.monotonic()
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    train_seconds = time.monotonic() - started  # wall time of Trainer.train, checkpoints included
     if state.get("stopping"):
         report("stopped", step=trainer.state.global_step)
         return 0
     adapter = job_dir / "adapter"
     model.save_pretrained(str(adapter))
-    report("trained", step=trainer.state.global_step, tokens=int(state["tokens"]))
+    report(
+        "trained",
+        step=trainer.state.global_step,
+        tokens=int(state["tokens"]),
+        train_seconds=train_seconds,
+    )
     return merge(job_dir, adapter, Path(config["output_folder"]))
 
 

@@ -21,6 +21,8 @@ from batchserver import charts
 from batchserver.console import render_page
 from batchserver.errors import DomainError, NotFound
 from batchserver.models import ApiKey
+from curation import selectors as curation_selectors
+from curation import services as curation_services
 from finetuning import selectors, services
 from finetuning.forms import JobForm
 from finetuning.models import FineTuningJob
@@ -93,17 +95,11 @@ def _act(request: HttpRequest) -> str | None:
 
 def _create(request: HttpRequest) -> str | None:
     owner = ApiKey.console_key()
-    form = JobForm(request.POST, request.FILES, files_choices=_file_choices(owner))
+    form = _form(owner, request.POST, request.FILES)
     if not form.is_valid():
         request.invalid_form = form  # type: ignore[attr-defined]
         return None
-    upload = form.cleaned_data.get("training_upload")
-    if upload:
-        file_id = file_services.create_file(
-            owner, upload, purpose="fine-tune", filename=upload.name
-        ).id
-    else:
-        file_id = form.cleaned_data["training_file"]
+    file_id, source = _training_file(owner, form)
     job = services.create_job(
         owner,
         model=form.cleaned_data["model"],
@@ -112,13 +108,39 @@ def _create(request: HttpRequest) -> str | None:
         hyperparameters=form.hyperparameters(),
         priority=form.cleaned_data.get("priority") or 0,
     )
-    messages.success(request, f"Fine-tuning job {job.id} created; its file is being validated.")
+    messages.success(
+        request, f"Fine-tuning job {job.id} created{source}; its file is being validated."
+    )
     return job.id
 
 
-def _file_choices(owner: ApiKey) -> list[tuple[str, str]]:
+def _training_file(owner: ApiKey, form: JobForm) -> tuple[str, str]:
+    """The chosen training file: uploaded, stored, or exported from a curation dataset now
+    (curation's fine-tuning export; a refusal, such as too few accepted records, is shown)."""
+    upload = form.cleaned_data.get("training_upload")
+    if upload:
+        stored = file_services.create_file(owner, upload, purpose="fine-tune", filename=upload.name)
+        return stored.id, ""
+    dataset_id = form.cleaned_data.get("curation_dataset")
+    if dataset_id:
+        dataset = curation_services.get_dataset(dataset_id)
+        only = form.cleaned_data.get("curation_selection") or "accepted"
+        export = curation_services.export_dataset(dataset, "finetune", only=only, owner=owner)
+        return export.file_id, (
+            f" from {export.lines} {only} records of curation dataset '{dataset.name}' "
+            f"(file {export.file_id})"
+        )
+    return form.cleaned_data["training_file"], ""
+
+
+def _form(owner: ApiKey, *args: Any, **kwargs: Any) -> JobForm:
     files = file_services.list_files(owner, purpose="fine-tune")
-    return [(f.id, f"{f.filename} ({f.id})") for f in files]
+    return JobForm(
+        *args,
+        files_choices=[(f.id, f"{f.filename} ({f.id})") for f in files],
+        dataset_choices=[(str(d.pk), d.name) for d in curation_selectors.datasets()],
+        **kwargs,
+    )
 
 
 def _no_cache(response: HttpResponse) -> HttpResponse:
@@ -145,9 +167,7 @@ def page(request: HttpRequest) -> HttpResponse:
     owner = ApiKey.console_key()
     # ?training_file=<id> (the curation page's "start a fine-tuning job" link) preselects a file
     initial = {"training_file": request.GET.get("training_file", "")}
-    form = getattr(request, "invalid_form", None) or JobForm(
-        initial=initial, files_choices=_file_choices(owner)
-    )
+    form = getattr(request, "invalid_form", None) or _form(owner, initial=initial)
     followed = FineTuningJob.objects.filter(pk=request.GET.get("job", "")).first()
     context = {
         "form": form,

@@ -5,7 +5,8 @@ after. A slice copies the job's data once, starts the training process, turns it
 events, checkpoints and progress, and at the slice's end (``FINETUNE_SLICE_SECONDS``), a pause or
 a worker stop asks it to checkpoint and exit; the job is then released and the next task (on any
 worker) resumes it from that checkpoint. A cancel kills the training at once. The last slice
-registers the merged model.
+registers the merged model and names it as the model the engine loads next
+(``FINETUNE_LOAD_RESULT``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from finetuning.models import FineTuningJob
 from finetuning.process import TrainingProcess
 from jobs.services import files as file_services
 from jobs.worker import kinds
+from jobs.worker.engine.base import ModelSpec
 from models_registry.services import find_active_model
 
 logger = logging.getLogger(__name__)
@@ -112,12 +114,21 @@ class Slice:
         code = process.wait()
         return self.finish(code, process)
 
+    def result_spec(self, completed: bool) -> ModelSpec | None:
+        """The new model, for the engine to load as soon as the GPU is free: the next request
+        names it (the time from ``succeeded`` to its first answer is then one model load,
+        instead of a reload of the previous model followed by a swap)."""
+        if not completed or not settings.FINETUNE_LOAD_RESULT:
+            return None
+        model = find_active_model(self.job.model_name())
+        return ModelSpec.of(model) if model is not None else None
+
     def finish(self, code: int, process: TrainingProcess) -> kinds.Outcome:
         job = self.job
         job.refresh_from_db()
         if code == 0 and self.merged:
-            services.complete_job(job, services.output_folder(job))
-            return kinds.Outcome(items=self.steps)
+            completed = services.complete_job(job, services.output_folder(job))
+            return kinds.Outcome(items=self.steps, load_after=self.result_spec(completed))
         if code == 0 and self.stopped:
             if job.status == S.PAUSING:
                 services.settle_paused(job)

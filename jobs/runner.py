@@ -49,9 +49,7 @@ C = BatchChunk.Status
 
 def model_spec(model) -> ModelSpec:
     """What the engine loads for a registry entry."""
-    return ModelSpec(
-        name=model.name, path=model.local_path(), kind=model.kind, settings=model.engine_settings()
-    )
+    return ModelSpec.of(model)
 
 
 def note_engine_loaded(

@@ -119,7 +119,11 @@ def runner(request: HttpRequest) -> HttpResponse:
     services.ensure_builtin_datasets()
     context = {
         "run_form": bound.get("run_form")
-        or forms.RunForm(request.POST if bound.get("failed_action") == "start" else None),
+        or (
+            forms.RunForm(request.POST)
+            if bound.get("failed_action") == "start"
+            else forms.RunForm(initial=_preselected(request))
+        ),
         "upload_form": bound.get("upload_form") or forms.UploadForm(),
         "file_form": bound.get("file_form") or forms.FromFileForm(),
         "problem": problem,
@@ -134,6 +138,21 @@ def runner(request: HttpRequest) -> HttpResponse:
     if problem is not None or refused_form:
         response.status_code = 400
     return _no_cache(response)
+
+
+def _preselected(request: HttpRequest) -> dict[str, Any]:
+    """What a link asks the run form to show chosen: ``?models=a,b`` (or ``models`` repeated,
+    e.g. a fine-tuned model and its base) and ``?dataset=<id or name>``."""
+    initial: dict[str, Any] = {}
+    models = [m.strip() for value in request.GET.getlist("models") for m in value.split(",")]
+    if any(models):
+        initial["models"] = list(dict.fromkeys(m for m in models if m))
+    if request.GET.get("dataset"):
+        try:
+            initial["dataset"] = services.get_dataset(request.GET["dataset"]).pk
+        except DomainError:
+            pass  # an unknown dataset in a link: the form keeps its default
+    return initial
 
 
 def _selected_runs(request: HttpRequest) -> list[int]:

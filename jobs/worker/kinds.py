@@ -17,7 +17,8 @@ for long and a killed worker loses at most one slice.
 
 Exclusive kinds (training) need the GPU alone: the runtime stops the engine (and waits until its
 process group is gone and its memory is back) before ``run``, and loads the engine's model
-again after the last exclusive slice, when non-exclusive work or idleness follows.
+again after the last exclusive slice, when non-exclusive work or idleness follows — or the
+model the slice named in ``Outcome.load_after`` (a training's result).
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ class Outcome:
     seconds: float = 0.0
     more: bool = False
     warm: bool = True  # False when the slice included a model load (throughput not comparable)
+    # Exclusive work only: the model (a ModelSpec) the engine loads once the GPU is free again,
+    # in place of the one it had before (e.g. the model a training just made: the next
+    # requests name it, and loading the old one first would cost a second load).
+    load_after: Any = None
 
 
 @dataclass(frozen=True)

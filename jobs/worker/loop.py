@@ -68,6 +68,8 @@ def run_work() -> int:
             restore = None  # the unit loads the model it needs
         with correlation.bind(unit.correlation_id):
             outcome = run_unit(kind, unit, heartbeat, engine, deadline)
+        if kind.exclusive and outcome.load_after is not None:
+            restore = outcome.load_after  # e.g. a training's result: what is asked for next
         done += 1
         if outcome.more:
             break  # a long unit handed back at its slice's end: the next task continues it
@@ -106,7 +108,8 @@ def run_unit(
 
 
 def reload_after_exclusive(engine: EngineManager, spec: ModelSpec) -> None:
-    """Load the model the engine had before exclusive work, unless exclusive work is next."""
+    """Load the model the engine had before exclusive work (or the one that work named in
+    ``Outcome.load_after``), unless exclusive work is next."""
     if any(k.exclusive and k.has_work() for k in kinds.registered()):
         return
     try:

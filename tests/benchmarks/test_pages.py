@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 from benchmarks.models import Dataset, GpuPrice, Run
 from tests.benchmarks.conftest import dataset_jsonl
@@ -37,6 +38,24 @@ def test_the_runner_page_offers_datasets_models_and_scorers(staff_client, two_mo
     assert "builtin/arithmetic (20 prompts)" in page and "builtin/capitals" in page
     assert 'value="fake-a"' in page and 'value="rouge_l"' in page
     assert "No benchmark run yet." in page
+
+
+def test_a_link_preselects_models_and_dataset(staff_client, two_models):
+    # a link such as the fine-tuning page's "benchmark it against its base"
+    page = staff_client.get("/benchmark-runner?models=fake-b,fake-a&dataset=builtin/capitals")
+    html = page.content.decode()
+    checked = re.findall(r'<input type="checkbox" name="models" value="([^"]+)"[^>]*checked', html)
+    assert sorted(checked) == ["fake-a", "fake-b"]
+    capitals = Dataset.objects.get(name="builtin/capitals").pk
+    assert re.search(rf'<option value="{capitals}" selected>builtin/capitals', html)
+
+    # the same with models repeated; an unknown dataset or model leaves the default
+    page = staff_client.get("/benchmark-runner?models=fake-a&models=gone&dataset=nope")
+    html = page.content.decode()
+    assert page.status_code == 200
+    checked = re.findall(r'<input type="checkbox" name="models" value="([^"]+)"[^>]*checked', html)
+    assert checked == ["fake-a"]
+    assert " selected>" not in html.split('name="dataset"')[1].split("</select>")[0]
 
 
 def test_starting_a_run_from_the_page_redirects_to_it_and_lists_it(

@@ -1,6 +1,8 @@
 """The whole flow with the official openai SDK on the real engine: upload 12 examples, fine-tune
 SmolLM2 (1 epoch, a tiny LoRA), watch the events, see ``succeeded``, find the new model in
-``/v1/models``, and run a batch on it with vLLM.
+``/v1/models``, run a batch on it with vLLM, and compare it with its base on the shipped
+arithmetic benchmark dataset (a benchmark run started through the staff API, as an operator's
+script would: both models get stored figures and the comparison answers).
 
 Run under the engine lock: ``flock /tmp/engine.lock .venv/bin/python -m pytest -m engine …``.
 """
@@ -10,7 +12,9 @@ from __future__ import annotations
 import json
 import time
 
+import httpx
 import pytest
+from django.contrib.auth import get_user_model
 
 from batchserver.models import ApiKey
 from models_registry import builtin
@@ -112,3 +116,60 @@ def test_the_sdk_fine_tunes_smollm2_and_a_batch_runs_on_the_result(
             assert line["response"]["status_code"] == 200
             assert body["model"] == job.fine_tuned_model
             assert body["choices"][0]["message"]["content"].strip()
+
+        # and a benchmark run compares it with its base on a shipped dataset: the new model
+        # first (the engine has it loaded), then one swap to the base
+        compare_with_base(cluster.url, [job.fine_tuned_model, SMOLLM2], deadline + 1200)
+
+
+def staff_session(url: str) -> httpx.Client:
+    """An operator's browser session: logged in through the admin's login form."""
+    get_user_model().objects.create_superuser("ft-operator", password="pw-ft-operator")
+    session = httpx.Client(base_url=url, timeout=30)
+    session.get("/admin/login/")
+    response = session.post(
+        "/admin/login/?next=/admin/",
+        data={
+            "username": "ft-operator",
+            "password": "pw-ft-operator",
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            "next": "/admin/",
+        },
+    )
+    assert response.status_code == 302 and "sessionid" in session.cookies, response.text[-500:]
+    return session
+
+
+def compare_with_base(url: str, models: list[str], deadline: float) -> None:
+    session = staff_session(url)
+    csrf = {"X-CSRFToken": session.cookies["csrftoken"]}
+    started = session.post(
+        "/v1/benchmarks/runs",
+        json={"dataset": "builtin/arithmetic", "models": models, "max_tokens": "8"},
+        headers=csrf,
+    )
+    assert started.status_code == 201, started.text
+    run = started.json()
+    while run["status"] not in ("completed", "failed", "cancelled"):
+        assert time.monotonic() < deadline, run
+        time.sleep(1)
+        run = session.get(f"/v1/benchmarks/runs/{run['id']}").json()
+    assert run["status"] == "completed", run
+
+    # both models have stored results: every prompt answered, throughput and quality
+    results = {r["model"]: r for r in run["results"]}
+    assert list(results) == models
+    for result in results.values():
+        assert (result["status"], result["completed"], result["errors"]) == ("completed", 20, 0)
+        assert result["output_tokens_per_second"] > 0
+        assert set(result["quality"]) >= {"exact_match", "contains"}, result["quality"]
+        assert all(0 <= v <= 1 for v in result["quality"].values() if v is not None)
+
+    # and the comparison is reachable: the API's matrix and the console page
+    matrix = session.get("/v1/benchmarks/compare", params={"runs": run["id"]}).json()
+    assert [c["model"] for c in matrix["columns"]] == models
+    assert len(matrix["rows"]) == 20
+    assert all(cell["answer"] is not None for row in matrix["rows"] for cell in row["cells"])
+    page = session.get("/model-comparison", params={"runs": run["id"]})
+    assert page.status_code == 200
+    assert all(model in page.text for model in models)

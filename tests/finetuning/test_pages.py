@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import io
+import json
+from urllib.parse import quote
 
 import pytest
 
 from batchserver.models import ApiKey
+from curation import services as curation
+from curation.filters import RecordFilter
 from finetuning.models import FineTuningJob
+from jobs.services.files import get_file, open_file
 from tests.conftest import csrf_token, jsonl
+from tests.curation.conftest import upload_lines
 from tests.finetuning.conftest import TINY, examples, job_row
 
 
@@ -50,13 +56,95 @@ def test_a_job_is_created_from_the_form_with_an_upload(
     assert 'id="ft-create-form"' in page
 
 
+def reviewed_dataset(name: str, count: int):
+    """A curation dataset of ``count`` answers, every one accepted."""
+    dataset = curation.create_dataset_from_upload(
+        name, io.BytesIO(upload_lines(count)), created_by="ops"
+    )
+    curation.bulk_action(RecordFilter(dataset=dataset.pk), "accept", actor="ops")
+    return dataset
+
+
+def test_a_job_is_created_from_a_curation_export(
+    staff_client, tiny_base, django_capture_on_commit_callbacks
+):
+    # given a curation dataset whose 12 answers were accepted
+    dataset = reviewed_dataset("reviewed answers", 12)
+    form = staff_client.get("/fine-tuning").content.decode()
+    assert f'<option value="{dataset.pk}">reviewed answers</option>' in form
+
+    # when the form names it (accepted records) instead of a file
+    with django_capture_on_commit_callbacks(execute=False):
+        response = staff_client.post(
+            "/fine-tuning",
+            {
+                "action": "create",
+                "curation_dataset": str(dataset.pk),
+                "curation_selection": "accepted",
+                "model": TINY,
+                "csrfmiddlewaretoken": csrf_token(staff_client),
+            },
+        )
+
+    # then curation's fine-tuning export ran and the job trains on its file
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    job = FineTuningJob.objects.get()
+    exported = get_file(job.training_file)
+    assert exported.purpose == "fine-tune" and exported.owner == ApiKey.console_key()
+    with open_file(job.training_file) as handle:
+        lines = handle.read().decode().splitlines()
+    assert len(lines) == 12
+    assert json.loads(lines[0])["messages"][-1] == {"role": "assistant", "content": "answer 0"}
+    page = staff_client.get(response["Location"]).content.decode()
+    assert "from 12 accepted records of curation dataset &#x27;reviewed answers&#x27;" in page
+
+
+def test_a_curation_export_that_curation_refuses_says_why(staff_client, tiny_base):
+    # given a dataset with accepted records but no gold one
+    dataset = reviewed_dataset("no gold", 12)
+    response = staff_client.post(
+        "/fine-tuning",
+        {
+            "action": "create",
+            "curation_dataset": str(dataset.pk),
+            "curation_selection": "gold",
+            "model": TINY,
+            "csrfmiddlewaretoken": csrf_token(staff_client),
+        },
+    )
+    assert response.status_code == 400
+    assert "has no record that is &#x27;gold&#x27;" in response.content.decode()
+    assert not FineTuningJob.objects.exists()
+
+
+def test_two_sources_of_training_data_are_refused(staff_client, tiny_base):
+    dataset = reviewed_dataset("both", 12)
+    upload = io.BytesIO(jsonl(examples(12)))
+    upload.name = "mine.jsonl"
+    response = staff_client.post(
+        "/fine-tuning",
+        {
+            "action": "create",
+            "training_upload": upload,
+            "curation_dataset": str(dataset.pk),
+            "model": TINY,
+            "csrfmiddlewaretoken": csrf_token(staff_client),
+        },
+    )
+    assert response.status_code == 400
+    assert "Choose one source of training data" in response.content.decode()
+    assert not FineTuningJob.objects.exists()
+
+
 def test_a_refused_form_says_why(staff_client, tiny_base):
     response = staff_client.post(
         "/fine-tuning",
         {"action": "create", "model": TINY, "csrfmiddlewaretoken": csrf_token(staff_client)},
     )
     assert response.status_code == 400
-    assert "Upload a training file or choose a stored one." in response.content.decode()
+    assert "Upload a training file, choose a stored one or a curation dataset to export." in (
+        response.content.decode()
+    )
 
 
 def test_buttons_pause_resume_and_cancel(staff_client, create_job, training):
@@ -86,7 +174,8 @@ def test_a_finished_job_shows_its_curve_checkpoints_model_and_benchmark_link(
 
     assert 'id="ft-loss-chart"' in page and "<svg" in page and "training loss" in page
     assert job["fine_tuned_model"] in page
-    assert "/benchmark-runner?models=" in page
+    # the link opens the runner with the new model and its base chosen (?models=a,b)
+    assert f'href="/benchmark-runner?models={quote(job["fine_tuned_model"])},{TINY}"' in page
     assert page.count('class="ft-register"') == 1  # one checkpoint (the epoch's end), not served
     assert "Step 3/3: training loss=" in page
 

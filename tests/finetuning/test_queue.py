@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from finetuning.models import FineTuningJob
-from jobs.worker import kinds, loop
+from jobs.worker import kinds, loop, signals
 from jobs.worker.engine.base import ModelSpec
 from jobs.worker.engine.host import group_members
 from jobs.worker.engine.manager import get_engine
@@ -90,3 +90,39 @@ def test_two_jobs_behind_batches_run_by_priority_then_age_with_the_gpu_alone(
     # and both jobs finished, and the engine serves the batches' model again
     assert set(FineTuningJob.objects.values_list("status", flat=True)) == {"succeeded"}
     assert hosted_engine.loaded_model == FAKE_MODEL
+
+
+@pytest.fixture
+def loads():
+    """The models the engine loads, in order (the ``engine_loaded`` signal)."""
+    seen: list[str] = []
+
+    def note(sender, model: str, **kwargs) -> None:
+        seen.append(model)
+
+    signals.engine_loaded.connect(note, weak=False)
+    yield seen
+    signals.engine_loaded.disconnect(note)
+
+
+@pytest.mark.parametrize("load_result", [True, False])
+def test_after_a_job_succeeds_the_engine_loads_its_new_model_once(
+    create_job, ft_file, tiny_base, hosted_engine, loads, settings, load_result
+):
+    settings.BATCH_TASK_SLICE_SECONDS = 600
+    settings.FINETUNE_LOAD_RESULT = load_result
+    # given the engine serving a model, and a job queued
+    hosted_engine.ensure_loaded(ModelSpec(name=FAKE_MODEL, path="", kind="generate", settings={}))
+    job_id = queued_job(create_job, ft_file, priority=0, age=0)
+    loads.clear()
+
+    # when the worker trains it to the end
+    loop.run_work()
+
+    # then the one load after the training is the new model (the next requests name it);
+    # with FINETUNE_LOAD_RESULT off it is the model loaded before, as it used to be
+    job = FineTuningJob.objects.get(pk=job_id)
+    assert job.status == "succeeded"
+    expected = job.fine_tuned_model if load_result else FAKE_MODEL
+    assert loads == [expected]
+    assert hosted_engine.loaded_model == expected

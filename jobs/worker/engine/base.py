@@ -26,6 +26,17 @@ class ModelSpec:
     kind: str = "generate"
     settings: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, model: Any) -> ModelSpec:
+        """What the engine loads for a registry entry (its ``name``, ``kind``, ``local_path()``
+        and ``engine_settings()``; the worker runtime does not import the registry)."""
+        return cls(
+            name=model.name,
+            path=model.local_path(),
+            kind=model.kind,
+            settings=model.engine_settings(),
+        )
+
 
 @dataclass(frozen=True)
 class EngineRequest:
