@@ -128,6 +128,9 @@ def test_the_relay_keeps_the_exceptions_of_tracebacks_the_root_cause_first(captu
     relay = OutputRelay(read_end, host_pid=99).start()
     os.write(
         write_end,
+        b"(Worker pid=6) ERROR 12-02 05:10:10 [multiproc_executor.py:9] (Worker) Traceback:\n"
+        b"(Worker pid=6) ERROR 12-02 05:10:10 [multiproc_executor.py:9] (Worker) "
+        b"safetensors.SafetensorError: Error while deserializing header\n"
         b"(EngineCore pid=5) ERROR 12-02 05:10:11 [core.py:1] EngineCore failed to start.\n"
         b"(EngineCore pid=5) Traceback (most recent call last):\n"
         b'(EngineCore pid=5)   File "loader.py", line 9, in load\n'
@@ -143,11 +146,12 @@ def test_the_relay_keeps_the_exceptions_of_tracebacks_the_root_cause_first(captu
 
     # then tracebacks are at ERROR and their exception lines are kept, the root cause first
     assert relay.exceptions == [
+        "safetensors.SafetensorError: Error while deserializing header",
         "SafetensorError: incomplete metadata",
         "RuntimeError: Engine core initialization failed. See root cause above.",
     ]
     levels = [r.levelno for r in captured]
-    assert levels == [logging.ERROR] * 4 + [logging.INFO] + [logging.ERROR] * 2
+    assert levels == [logging.ERROR] * 6 + [logging.INFO] + [logging.ERROR] * 2
 
 
 @pytest.mark.django_db

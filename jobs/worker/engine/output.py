@@ -36,6 +36,10 @@ _PLAIN = re.compile(
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (?P<level>[A-Z]+) (?P<logger>\S+) "
     r"\[(?P<correlation_id>[^\]]*)\] (?P<message>.*)$"
 )
+# An exception's own line ("module.SomeError: what went wrong"), as a traceback ends.
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception): \S")
+# vLLM's processes log a traceback line by line through their logger: "[file:line] (Worker) …".
+_VLLM_WHERE = re.compile(r"^\[[^\]]*\] (?:\([^()]*\) )*")
 _CHILD = re.compile(r"^\([^()]*?\s+pid=\d+\) ")  # vLLM's prefix on its children's lines
 # Relayed lines are logged through this logger's handlers (the root's): the record keeps the
 # name of the logger that wrote it in the host.
@@ -141,6 +145,10 @@ class OutputRelay:
             except OSError:
                 pass
 
+    def _note_exception(self, text: str) -> None:
+        if len(self.exceptions) < 20:
+            self.exceptions.append(text[:500])
+
     def relay(self, raw: bytes) -> None:
         # A progress bar rewrites its line with carriage returns: keep what it showed last.
         text = raw.decode("utf-8", "replace").rsplit("\r", 1)[-1].rstrip()
@@ -152,8 +160,11 @@ class OutputRelay:
             self._in_traceback = True
         elif self._in_traceback and not body[:1].isspace():
             self._in_traceback = False  # the exception's own line ends the traceback
-            if len(self.exceptions) < 20:
-                self.exceptions.append(body[:500])
+            self._note_exception(body)
+        elif line.logger == "vllm" and line.level >= logging.ERROR:
+            said = _VLLM_WHERE.sub("", line.message, count=1)
+            if _EXCEPTION.match(said):
+                self._note_exception(said)
         if line.level < logging.getLogger().getEffectiveLevel():
             return
         record = logging.LogRecord(line.logger, line.level, "", 0, line.message, None, None)
