@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 
 import pytest
 
@@ -118,10 +119,11 @@ def test_the_batchs_task_log_lines_carry_its_correlation_id(
 
 
 def test_the_engine_host_logs_with_the_batchs_correlation_id(
-    client_api, upload, model, django_capture_on_commit_callbacks, settings, capfd
+    client_api, upload, model, django_capture_on_commit_callbacks, settings, caplog
 ):
     # given the engine in its own host process (the fake engine behind the real host)
     settings.BATCHSERVER_ENGINE = "fake-hosted"
+    caplog.set_level(logging.INFO)
     try:
         create(
             client_api,
@@ -131,14 +133,12 @@ def test_the_engine_host_logs_with_the_batchs_correlation_id(
             HTTP_X_REQUEST_ID="host-trace-9",
         )
     finally:
-        get_engine().shutdown()
+        get_engine().shutdown()  # waits for the host's last lines
 
-    # then the host process wrote a JSON line for the run with the batch's id
-    host_lines = [
-        json.loads(line)
-        for line in capfd.readouterr().err.splitlines()
-        if line.startswith("{") and "engine host: running" in line
-    ]
+    # then the host process logged the run with the batch's id, relayed into this process
+    host_lines = [r for r in caplog.records if getattr(r, "process_kind", "") == "engine"]
     assert host_lines, "the engine host logged nothing"
-    assert host_lines[-1]["correlation_id"] == "host-trace-9"
-    assert host_lines[-1]["message"] == "engine host: running 1 requests"
+    running = [r for r in host_lines if r.getMessage() == "engine host: running 1 requests"]
+    assert running and running[-1].correlation_id == "host-trace-9"
+    assert running[-1].name == "jobs.worker.engine.host"
+    assert running[-1].process != os.getpid()
