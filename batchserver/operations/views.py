@@ -182,6 +182,9 @@ def metrics_for_browsers(view):
 
 def settings_page(request: HttpRequest) -> HttpResponse:
     """The settings safe to change while running: value, where it came from, a form each."""
+    # What is stored now, not this process's copy: the change may have been saved by another
+    # web process (the redirect after a save need not come back to the same one).
+    live.forget()
     rows = [
         {
             "editable": e,
@@ -219,6 +222,7 @@ def change_setting(request: HttpRequest) -> HttpResponse:
 
 def config_page(request: HttpRequest) -> HttpResponse:
     """Every setting with its value (secrets masked) and source; versions; GPUs."""
+    live.forget()  # as on /settings: the stored values now
     ctx = {
         "rows": config.rows(),
         "versions": config.versions(),
