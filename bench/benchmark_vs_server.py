@@ -64,14 +64,14 @@ def benchmark(env: dict[str, str], dataset: Path, max_tokens: int) -> float:
 
 def batch_clock_seconds(env: dict[str, str]) -> float:
     """The newest batch's own clock, creation to end: the one a benchmark's figure uses."""
-    import psycopg
-
-    with psycopg.connect(env["DATABASE_URL"]) as conn:
-        row = conn.execute(
-            "SELECT extract(epoch FROM completed_at - created_at) FROM jobs_batch "
-            "ORDER BY created_at DESC LIMIT 1"
-        ).fetchone()
-    return float(row[0])
+    out = _cluster.manage(
+        "shell",
+        "-c",
+        "from jobs.models import Batch; b = Batch.objects.order_by('-created_at').first(); "
+        "print((b.completed_at - b.created_at).total_seconds())",
+        env=env,
+    )
+    return float(out.strip().splitlines()[-1])
 
 
 def warm_rounds(env, client, lines, dataset, args, figures, log_dir) -> None:
