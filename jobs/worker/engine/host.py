@@ -33,7 +33,7 @@ from jobs.worker.engine.base import (
     ModelLoadError,
     ModelSpec,
 )
-from jobs.worker.engine.memory import GroupPeakSampler
+from jobs.worker.engine.memory import GroupPeakSampler, group_pids
 from jobs.worker.engine.output import OutputRelay
 from jobs.worker.gpu import gpu_stats
 
@@ -196,11 +196,12 @@ def _with_cause(message: str, relay: OutputRelay | None) -> str:
 def group_members(pgid: int) -> list[psutil.Process]:
     """Live processes of a process group (zombies already reaped by nobody are ignored)."""
     members = []
-    for proc in psutil.process_iter(["pid", "status"]):
+    for pid in group_pids(pgid):
         try:
-            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            proc = psutil.Process(pid)
+            if proc.status() != psutil.STATUS_ZOMBIE:
                 members.append(proc)
-        except (ProcessLookupError, psutil.Error):
+        except psutil.Error:
             continue
     return members
 
