@@ -27,8 +27,10 @@ def test_a_connection_the_server_ended_is_not_usable(second_connection):
     # given a connection that the server terminated while it sat idle (as a restart does)
     pid = second_connection.connection.info.backend_pid
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-    time.sleep(0.2)
+        # with a timeout it waits until the backend has exited (true) instead of only
+        # signalling it: by then the backend has written its goodbye to the socket
+        cursor.execute("SELECT pg_terminate_backend(%s, 10000)", [pid])
+        assert cursor.fetchone() == (True,)
 
     # then the health check notices, so the next request reconnects instead of failing
     assert not second_connection.is_usable()
