@@ -1,7 +1,5 @@
 """The connection health check that costs no round trip (batchserver.db.postgresql)."""
 
-import time
-
 import pytest
 from django.db import connection, connections
 
