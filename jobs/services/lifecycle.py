@@ -201,6 +201,10 @@ def _copy_rows(batch: Batch, rows: list[Row], first: int, size: int) -> None:
             copy.write(_copy_block(batch, rows, first, size))
 
 
+def _no_query_while_streaming(*_: Any) -> None:
+    raise RuntimeError("a query while rows stream into a COPY: call RowStream.pause() first")
+
+
 class RowStream:
     """PostgreSQL: one COPY of the rows that a thread feeds while the caller parses the next block.
 
@@ -218,6 +222,7 @@ class RowStream:
         self._error: BaseException | None = None
         self._cursor: Any = None
         self._copy_context: Any = None
+        self._guard: Any = None
 
     def write(self, text: str) -> None:
         self._raise_error()
@@ -234,6 +239,10 @@ class RowStream:
         self._end(exc)
 
     def _open(self) -> None:
+        # A query from this thread while the COPY holds the connection would wait for it
+        # forever: refuse it instead, naming the fix.
+        self._guard = connection.execute_wrapper(_no_query_while_streaming)
+        self._guard.__enter__()
         self._cursor = connection.cursor()
         self._copy_context = self._cursor.copy(_COPY_SQL)
         copy = self._copy_context.__enter__()
@@ -266,6 +275,7 @@ class RowStream:
         finally:
             self._cursor.close()
             self._copy_context = self._cursor = None
+            self._guard.__exit__(None, None, None)
         self._raise_error()
 
     def _raise_error(self) -> None:

@@ -99,3 +99,18 @@ def test_a_copy_the_server_refuses_raises_and_stores_nothing(api_key, upload, mo
     batch.refresh_from_db()
     assert batch.status == "validating"
     assert not BatchRequest.objects.filter(batch=batch).exists()
+
+
+def test_a_query_while_rows_stream_in_is_refused_instead_of_waiting(api_key, upload, model):
+    # given a stream with a block on its way (the COPY holds the connection)
+    batch = new_batch(api_key, upload, [request_line(1)])
+    stream = lifecycle.RowStream()
+    stream.write(lifecycle._copy_block(batch, [lifecycle.Row(1, "req-1", {"model": "m"})], 0, 10))
+
+    # when this thread queries meanwhile, it is told why instead of waiting forever
+    with pytest.raises(RuntimeError, match="pause"):
+        Batch.objects.count()
+
+    # then after a pause the row is stored and queries run again
+    stream.pause()
+    assert batch.requests.count() == 1
