@@ -50,6 +50,7 @@ def test_engine_efficiency_smoke(tmp_path):
         "1",
         "--max-tokens",
         "8",
+        "--no-fresh-ready",  # a fourth engine load; (d) is the warm start's own path
         tmp_path=tmp_path,
     )
     assert "ratio server cold / run_batch" in out
