@@ -6,6 +6,7 @@ Each function re-reads the batch and does nothing if it has moved on, so a task 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import queue
@@ -212,7 +213,8 @@ class RowStream:
     instead of taking turns: for a 200 MB file they cost about the same, 1.5 s each. The
     thread only writes to the COPY already open on this connection; at most one block waits for
     it, so memory stays flat. The connection carries nothing else while the COPY is open:
-    ``pause()`` ends it (waiting for what is queued), and the next ``write()`` opens another.
+    ``pause()`` ends it (waiting for what is queued), and the next ``write()`` opens another;
+    leaving the ``with`` block ends it too, abandoned (PostgreSQL discards it) on an exception.
     An error of the COPY is raised in the caller, at its next ``write()`` or ``pause()``.
     """
 
@@ -234,8 +236,10 @@ class RowStream:
         """End the COPY (all that was written is stored), leaving the connection free."""
         self._end(None)
 
-    def close(self, exc: BaseException | None) -> None:
-        """End the COPY: normally, or abandoned (PostgreSQL discards it) when ``exc`` is set."""
+    def __enter__(self) -> RowStream:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         self._end(exc)
 
     def _open(self) -> None:
@@ -311,15 +315,8 @@ def validate_and_split(batch: Batch) -> None:
             # database per line (the stream then could not pause for it).
             stream = RowStream() if connection.vendor == "postgresql" and plan is None else None
             handle, items = _check(batch, stream.pause if stream else lambda: None)
-            with handle:
-                try:
-                    done = _insert_rows(batch, items, plan, stream)
-                except BaseException as exc:
-                    if stream is not None:
-                        stream.close(exc)
-                    raise
-                if stream is not None:
-                    stream.close(None)
+            with handle, stream or contextlib.nullcontext():
+                done = _insert_rows(batch, items, plan, stream)
             if plan is not None:
                 plan.close()
             errors = done.errors

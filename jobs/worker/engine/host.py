@@ -180,7 +180,7 @@ def host_main(
     finally:
         conn.close()
     # The engine is shut down (its processes gone, their shared memory released): what is left
-    # is this interpreter's own teardown of torch and vLLM, measured at ~3 s of every stop
+    # is this interpreter's own teardown of torch and vLLM, measured at ~4 s of every stop
     # and swap. Nothing of it matters once the log lines are out, so skip it.
     logging.shutdown()
     sys.stdout.flush()
