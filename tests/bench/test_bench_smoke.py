@@ -88,6 +88,22 @@ def test_upload_validation_smoke(tmp_path):
     assert "upload + validation seconds" in out
 
 
+def test_validation_split_smoke(tmp_path):
+    out = run_script(
+        "validation_split.py",
+        *("--lines", "300", "--megabytes", "1", "--runs", "1"),
+        tmp_path=tmp_path,
+        timeout=120,
+    )
+    assert "worker CPU seconds" in out
+
+
+@pytest.mark.engine
+def test_engine_stop_smoke(tmp_path):
+    out = run_script("engine_stop.py", "--runs", "1", tmp_path=tmp_path)
+    assert "stop seconds" in out
+
+
 @pytest.mark.cluster
 def test_api_latency_smoke(tmp_path):
     out = run_script(
