@@ -335,7 +335,8 @@ def record_eval(job: FineTuningJob, report: dict[str, Any]) -> None:
 
 def record_checkpoint(job: FineTuningJob, report: dict[str, Any]) -> None:
     step = int(report["step"])
-    metrics = {"train_loss": job.train_loss} if job.train_loss is not None else {}
+    loss = report.get("loss", job.train_loss)  # a checkpoint reported again on resume names its own
+    metrics = {"train_loss": loss} if loss is not None else {}
     checkpoint, created = FineTuningCheckpoint.objects.get_or_create(
         job=job, step_number=step, defaults={"folder": report["folder"], "metrics": metrics}
     )

@@ -100,9 +100,24 @@ class Collator:
 
 
 def latest_checkpoint(output_dir: Path) -> Path | None:
-    """The newest complete checkpoint (``trainer_state.json`` is written last by the Trainer)."""
-    done = [p for p in output_dir.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+    """The newest complete checkpoint: ``trainer_state.json`` is the Trainer's last file, and
+    ours (``STATE_FILE``, the cumulative tokens and seconds) is written after it."""
+    done = [
+        p
+        for p in output_dir.glob("checkpoint-*")
+        if (p / "trainer_state.json").exists() and (p / STATE_FILE).exists()
+    ]
     return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def checkpoint_loss(folder: Path) -> float | None:
+    """The training loss logged at a checkpoint's step (from its ``trainer_state.json``)."""
+    state = json.loads((folder / "trainer_state.json").read_text())
+    step = state.get("global_step")
+    losses = [
+        e["loss"] for e in state.get("log_history", []) if e.get("step") == step and "loss" in e
+    ]
+    return float(losses[-1]) if losses else None
 
 
 def lora_config():
@@ -248,6 +263,11 @@ def train(job_dir: Path) -> int:
         data_collator=Collator(tokenizer.pad_token_id),
         callbacks=[make_callback(job_dir, state)],
     )
+    if resume is not None:
+        # a worker killed after the checkpoint was written, before it recorded the report,
+        # has not seen it: reported again (recording it is idempotent)
+        loss = checkpoint_loss(resume)
+        report("checkpoint", step=int(resume.name.split("-")[1]), folder=str(resume), loss=loss)
     report(
         "started",
         total_steps=steps_per_epoch * config["n_epochs"],

@@ -15,6 +15,7 @@ from safetensors import safe_open
 
 from batchserver.models import ApiKey
 from finetuning.models import FineTuningJob
+from finetuning.trainer import latest_checkpoint
 from models_registry.services import find_active_model, register_model
 from tests.cluster import kill_group, running_cluster, start_worker
 from tests.finetuning.conftest import TINY, examples
@@ -84,9 +85,14 @@ def test_a_killed_worker_resumes_training_from_the_checkpoint_and_registers_once
 
         # when the worker's whole process group is SIGKILLed mid-training
         assert kill_group(worker) == []
-        last_checkpoint = row().checkpoints.order_by("-step_number").first().step_number
+        recorded = row().checkpoints.order_by("-step_number").first().step_number
         # then its training process (a group of its own) dies with it
         wait_for(lambda: not trainers(job_id), 10, "the training process to die")
+        # the newest complete checkpoint on disk: the one recorded, or a later one the trainer
+        # wrote before it died whose report the killed worker never read
+        on_disk = latest_checkpoint(tmp_path / "ft-jobs" / job_id / "trainer")
+        last_checkpoint = int(on_disk.name.split("-")[1])
+        assert last_checkpoint >= recorded
 
         # when a new worker starts, the job resumes from that checkpoint and finishes
         worker = start_worker(cluster.env, tmp_path, "worker-2")
@@ -100,11 +106,14 @@ def test_a_killed_worker_resumes_training_from_the_checkpoint_and_registers_once
         )
         job = client.fine_tuning.jobs.retrieve(job_id)
         events = [e.message for e in client.fine_tuning.jobs.list_events(job_id, limit=100)]
+        listed = [c.step_number for c in client.fine_tuning.jobs.checkpoints.list(job_id)]
         graceful = worker.stop()
         assert not worker.members() and graceful
 
     assert job.status == "succeeded", job
     assert f"Resuming from the checkpoint at step {last_checkpoint}." in events
+    # the checkpoint it resumed from is listed, whichever worker saw it written
+    assert last_checkpoint in listed
     # registered once, and its weights have exactly the base model's shapes
     assert base.children.count() == 1
     model = find_active_model(job.fine_tuned_model)

@@ -101,6 +101,38 @@ def test_short_slices_resume_from_checkpoints_and_register_once(
     assert tiny_base.children.count() == 1
 
 
+def test_a_checkpoint_the_worker_never_recorded_is_recorded_when_training_resumes_from_it(
+    create_job, training, settings, tiny_base, monkeypatch
+):
+    # given slices of one step, a checkpoint every step, and a worker that misses the first
+    # checkpoint's report (as one killed after the trainer wrote it, before it read the report)
+    settings.FINETUNE_SLICE_SECONDS = 0
+    settings.FINETUNE_CHECKPOINT_STEPS = 1
+    original = services.record_checkpoint
+    missed = []
+
+    def miss_the_first(job, report):
+        if not missed:
+            missed.append(report["step"])
+            return
+        original(job, report)
+
+    monkeypatch.setattr(services, "record_checkpoint", miss_the_first)
+
+    # when the job runs
+    job = create_job(
+        run=True, training_file=training, hyperparameters={"n_epochs": 1, "batch_size": 4}
+    )
+
+    # then the next slice, resuming from that checkpoint, recorded it, once, with its own loss
+    row = job_row(job["id"])
+    assert job["status"] == "succeeded" and missed == [1]
+    checkpoint = row.checkpoints.get(step_number=1)
+    assert checkpoint.metrics["train_loss"] > 0
+    assert row.events.filter(message="Checkpoint saved at step 1.").count() == 1
+    assert row.events.filter(message="Resuming from the checkpoint at step 1.").count() == 1
+
+
 def test_cancel_while_training_stops_it_and_registers_nothing(
     create_job, training, tiny_base, monkeypatch
 ):
