@@ -85,16 +85,12 @@ def main() -> None:
         batch.refresh_from_db()
         if batch.status != "in_progress":
             raise RuntimeError(f"batch {batch.id} ended validation as {batch.status}")
-        backend = (
-            backend_after - backend_before
-            if backend_before is not None and backend_after is not None
-            else None
-        )
         walls.append(wall)
         cpus.append(cpu)
-        if backend is not None:
-            backends.append(backend)
-        shown = f"{backend:.2f} s" if backend is not None else "n/a (not a local PostgreSQL)"
+        shown = "n/a (not a local PostgreSQL)"
+        if backend_before is not None and backend_after is not None:
+            backends.append(backend_after - backend_before)
+            shown = f"{backends[-1]:.2f} s"
         print(
             f"run {run}: wall {wall:.2f} s, worker CPU {cpu:.2f} s, PostgreSQL backend CPU {shown}",
             flush=True,

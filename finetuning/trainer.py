@@ -107,7 +107,12 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
         for p in output_dir.glob("checkpoint-*")
         if (p / "trainer_state.json").exists() and (p / STATE_FILE).exists()
     ]
-    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+    return max(done, key=checkpoint_step, default=None)
+
+
+def checkpoint_step(folder: Path) -> int:
+    """The step a checkpoint folder (``checkpoint-N``) was saved at."""
+    return int(folder.name.split("-")[1])
 
 
 def checkpoint_loss(folder: Path) -> float | None:
@@ -263,16 +268,16 @@ def train(job_dir: Path) -> int:
         data_collator=Collator(tokenizer.pad_token_id),
         callbacks=[make_callback(job_dir, state)],
     )
+    resumed_from = checkpoint_step(resume) if resume else None
     if resume is not None:
         # a worker killed after the checkpoint was written, before it recorded the report,
         # has not seen it: reported again (recording it is idempotent)
-        loss = checkpoint_loss(resume)
-        report("checkpoint", step=int(resume.name.split("-")[1]), folder=str(resume), loss=loss)
+        report("checkpoint", step=resumed_from, folder=str(resume), loss=checkpoint_loss(resume))
     report(
         "started",
         total_steps=steps_per_epoch * config["n_epochs"],
         examples=len(train_rows),
-        resumed_from=int(resume.name.split("-")[1]) if resume else None,
+        resumed_from=resumed_from,
         threads=torch.get_num_threads(),
     )
     started = time.monotonic()

@@ -15,7 +15,7 @@ from safetensors import safe_open
 
 from batchserver.models import ApiKey
 from finetuning.models import FineTuningJob
-from finetuning.trainer import latest_checkpoint
+from finetuning.trainer import checkpoint_step, latest_checkpoint
 from models_registry.services import find_active_model, register_model
 from tests.cluster import kill_group, running_cluster, start_worker
 from tests.finetuning.conftest import TINY, examples
@@ -91,7 +91,7 @@ def test_a_killed_worker_resumes_training_from_the_checkpoint_and_registers_once
         # the newest complete checkpoint on disk: the one recorded, or a later one the trainer
         # wrote before it died whose report the killed worker never read
         on_disk = latest_checkpoint(tmp_path / "ft-jobs" / job_id / "trainer")
-        last_checkpoint = int(on_disk.name.split("-")[1])
+        last_checkpoint = checkpoint_step(on_disk)
         assert last_checkpoint >= recorded
 
         # when a new worker starts, the job resumes from that checkpoint and finishes
